@@ -69,3 +69,47 @@ def tiny_model_factory(tmp_path):
         return make_tiny_model_dir(tmp_path / name, seed=seed, **kwargs)
 
     return factory
+
+
+def make_tiny_backbone_dir(path: Path, seed: int = 0) -> Path:
+    """A tiny BERT *without* a reward head (like a pretrained encoder): loading it for sequence
+    classification has to draw the head, which is what `warm init` seeds."""
+    from transformers import BertModel
+
+    path = make_tiny_model_dir(Path(path), seed=seed)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    torch.manual_seed(seed)
+    backbone = BertModel(config, add_pooling_layer=True)
+    for stale in path.glob("*.safetensors"):
+        stale.unlink()
+    backbone.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory) -> Path:
+    return make_tiny_backbone_dir(tmp_path_factory.mktemp("tiny-backbone") / "backbone")
+
+
+def write_pairs(path: Path, n: int = 24, seed: int = 0) -> Path:
+    """A learnable preference file: chosen responses say 'good/helpful/correct', rejected 'bad/wrong'."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    good, bad = ["good", "helpful", "correct", "great"], ["bad", "wrong", "terrible", "harmful"]
+    topics = ["cat", "dog", "water", "fire", "code", "python"]
+    rows = []
+    for i in range(n):
+        topic = rng.choice(topics)
+        rows.append({
+            "prompt": f"tell me about the {topic}",
+            "chosen": f"the {topic} is {rng.choice(good)} and {rng.choice(good)}",
+            "rejected": f"the {topic} is {rng.choice(bad)}" + (" and long" * rng.randint(0, 2)),
+        })
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -6,11 +6,13 @@ Quirks handled here and nowhere else: offline hub access (a clear error instead 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from warm.errors import WarmError
 
@@ -75,13 +77,48 @@ def load_reward_model(
 ):
     """Load an `AutoModelForSequenceClassification` with one output (the reward)."""
     path = resolve_model_path(name_or_path)
+    if "config" in kwargs:
+        kwargs["config"].num_labels = 1  # from_pretrained passes num_labels to __init__ when a config is given
+    else:
+        kwargs["num_labels"] = 1
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
-        )
+        with _quiet_transformers():
+            loaded = AutoModelForSequenceClassification.from_pretrained(
+                path, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
+            )
     except (OSError, ValueError) as exc:
         raise _hub_error(path, exc) from None
-    return model
+    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    # Sequence classifiers find the last real token through config.pad_token_id; decoders often ship without it
+    # and then refuse batches larger than one.
+    if model.config.pad_token_id is None:
+        tokenizer_pad = _pad_token_id_of(path, trust_remote_code)
+        if tokenizer_pad is not None:
+            model.config.pad_token_id = tokenizer_pad
+    return loaded
+
+
+def _pad_token_id_of(path: str, trust_remote_code: bool) -> int | None:
+    try:
+        return load_tokenizer(path, trust_remote_code=trust_remote_code).pad_token_id
+    except WarmError:
+        return None
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Loading a reward model from a backbone always reports the new head as MISSING: that is the point of
+    `warm init`, not a problem, so transformers' load report and weight-loading bars are silenced here."""
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    progress_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if progress_was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def model_dtype_name(model) -> str:

@@ -1,0 +1,152 @@
+"""Typed, frozen configs: one per command. Each field's help is written once, here, and becomes a CLI flag.
+
+`from_dict` refuses unknown keys (a misspelled option in an experiment file fails loudly instead of being
+ignored), and `click_options` turns the fields into click options so the CLI never restates a default or a help
+string. Field metadata:
+  help   the help text (required)
+  cli    "csv"      a tuple given as one comma-separated flag value: --lr 1e-5,4e-5
+         "multiple" a tuple given by repeating the flag: --init A --init B
+  flag   the flag name when it differs from the field name (underscores become dashes otherwise)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+import click
+
+from warm.errors import WarmError
+from warm.models.loading import DEFAULT_BACKBONE
+
+C = TypeVar("C")
+
+
+def _help(text: str, **extra: Any) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    out: str = field(metadata=_help("Directory to write the shared init to (an HF reward-model directory)."))
+    model: str = field(default=DEFAULT_BACKBONE, metadata=_help(
+        "Base model: a local HF directory or hub id (any AutoModelForSequenceClassification-able checkpoint). "
+        "Default: the packaged all-MiniLM-L6-v2."))
+    head_seed: int = field(default=0, metadata=_help("Seed of the reward head, initialised once and shared by all members."))
+    linear_probe: str | None = field(default=None, metadata=_help(
+        "Preference data to linear-probe the head on (backbone frozen) before members fine-tune."))
+    probe_steps: int = field(default=100, metadata=_help("Optimiser steps of the linear probe."))
+    probe_lr: float = field(default=1e-3, metadata=_help("Learning rate of the linear probe."))
+    probe_batch_size: int = field(default=16, metadata=_help("Pairs per linear-probe step."))
+    max_length: int = field(default=160, metadata=_help("Token budget per (prompt, response) for the probe."))
+    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt."))
+    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response."))
+    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response."))
+    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoint (off by default)."))
+    force: bool = field(default=False, metadata=_help("Replace an existing output directory."))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    init: tuple[str, ...] = field(metadata=_help(
+        "Shared init directory (from `warm init`). Repeat for the Baklava variant: members are spread over the "
+        "inits, e.g. checkpoints of one SFT run.", cli="multiple"))
+    data: str = field(metadata=_help("Training preference data: a local file (.jsonl[.gz], .json, .parquet, .csv) or a datasets name."))
+    out: str = field(metadata=_help("Run directory: plan.json, members/mNN, data/ are written under it."))
+    members: int = field(default=4, metadata=_help("Number of reward models M to fine-tune."))
+    lr: tuple[float, ...] = field(default=(1e-5, 4e-5, 1e-4), metadata=_help(
+        "Learning rates to spread over members (the paper's diversity source).", cli="csv"))
+    dropout: tuple[float, ...] = field(default=(0.05, 0.1), metadata=_help(
+        "Dropout rates to spread over members (set in the model config).", cli="csv"))
+    assign: str = field(default="round-robin", metadata=_help(
+        "How members get their lr/dropout/init: round-robin or random (a seeded draw)."))
+    seed: int = field(default=0, metadata=_help("Base seed: member i trains with data-order seed SEED+i; the head is never re-initialised."))
+    epochs: float = field(default=1.0, metadata=_help("Epochs over the training pairs."))
+    max_steps: int = field(default=-1, metadata=_help("Stop each member after this many steps (-1: use epochs)."))
+    batch_size: int = field(default=16, metadata=_help("Pairs per optimiser step."))
+    max_length: int = field(default=160, metadata=_help(
+        "Token budget per (prompt, response); longer sequences lose the start of the prompt first."))
+    warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear learning-rate warm-up."))
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
+    limit: int | None = field(default=None, metadata=_help("Use only the first N pairs of the data."))
+    corrupt: float = field(default=0.0, metadata=_help("Swap chosen/rejected on exactly this fraction of training pairs."))
+    corrupt_seed: int = field(default=0, metadata=_help("Seed of the corruption draw."))
+    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt."))
+    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response."))
+    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response."))
+    force: bool = field(default=False, metadata=_help("Accept a changed plan: members whose settings changed are retrained."))
+
+
+def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
+    """Build a config from a mapping, refusing unknown keys and coercing lists to tuples."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise WarmError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__} (valid: {', '.join(sorted(names))})")
+    hints = typing.get_type_hints(cls)
+    coerced = {k: tuple(v) if _is_tuple(hints[k]) and isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except TypeError as exc:
+        raise WarmError(f"{where}: {exc}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _is_tuple(hint: Any) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+def _scalar_type(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return args[0]
+    if args:  # Optional[X]
+        return args[0]
+    return hint
+
+
+def _csv(kind: type) -> Callable[[Any, Any, Any], Any]:
+    def parse(ctx, param, value):
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            return tuple(kind(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__} values, got {value!r}") from None
+
+    return parse
+
+
+def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorate a click command with one option per config field (help and defaults from the dataclass)."""
+    hints = typing.get_type_hints(cls)
+
+    def decorate(func: Callable) -> Callable:
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip:
+                continue
+            hint, meta = hints[f.name], f.metadata
+            flag = "--" + meta.get("flag", f.name.replace("_", "-"))
+            required = f.default is dataclasses.MISSING
+            default = None if required else f.default
+            kind = _scalar_type(hint)
+            if kind is bool:
+                option = click.option(flag, f.name, is_flag=True, default=bool(default), help=meta["help"])
+            elif meta.get("cli") == "multiple":
+                option = click.option(flag, f.name, multiple=True, required=required, type=kind, help=meta["help"])
+            elif meta.get("cli") == "csv":
+                shown = ",".join(str(v) for v in default) if default else None
+                option = click.option(flag, f.name, default=shown, required=required, callback=_csv(kind),
+                                      show_default=True, help=meta["help"])
+            else:
+                option = click.option(flag, f.name, type=kind, default=default, required=required,
+                                      show_default=not required and default is not None, help=meta["help"])
+            func = option(func)
+        return func
+
+    return decorate

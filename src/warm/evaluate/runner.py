@@ -1,0 +1,62 @@
+"""`warm eval` from files to files: load the splits, evaluate, write metrics JSON and a markdown report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from warm import __version__
+from warm.data.formats import load_preferences
+from warm.errors import WarmError
+from warm.evaluate.pairwise import evaluate
+from warm.fileio import write_json
+from warm.models.loading import load_tokenizer
+from warm.report.tables import eval_markdown, print_eval
+from warm.score.reductions import DEFAULT_LAM
+from warm.score.spec import describe_spec
+
+
+def parse_ensembles(ensembles: dict[str, str]) -> dict[str, tuple[list[str], str, float]]:
+    """NAME -> scorer spec (`[REDUCTION:]DIR1,DIR2,...`) into NAME -> (members, reduction, lambda)."""
+    parsed = {}
+    for name, spec in ensembles.items():
+        info = describe_spec(spec)
+        if info["kind"] != "ensemble":
+            info = {"members": info["members"], "reduction": "mean", "lam": None}
+        parsed[name] = (info["members"], info["reduction"], DEFAULT_LAM if info["lam"] is None else info["lam"])
+    return parsed
+
+
+def run_eval(
+    models: dict[str, str],
+    ensembles: dict[str, str],
+    split_files: dict[str, str],
+    out: str | Path,
+    *,
+    max_length: int = 160,
+    batch_size: int = 32,
+    limit: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Evaluate and write OUT (metrics JSON) and report.md beside it; print the table. Returns the metrics."""
+    if not models and not ensembles:
+        raise WarmError("nothing to evaluate: give --model NAME=DIR and/or --ensemble NAME=DIR1,DIR2")
+    parsed = parse_ensembles(ensembles)
+    first = next(iter(models.values()), None) or next(iter(parsed.values()))[0][0]
+    tokenizer = load_tokenizer(first)  # renders conversational splits with the models' own chat template
+    splits = {name: load_preferences(path, tokenizer=tokenizer, limit=limit) for name, path in split_files.items()}
+    start = time.perf_counter()
+    metrics = evaluate(models, parsed, splits, max_length=max_length, batch_size=batch_size, n_boot=n_boot,
+                       seed=seed, progress=progress)
+    metrics["config"].update({"split_files": split_files, "limit": limit, "warm_version": __version__,
+                              "wall_seconds": time.perf_counter() - start,
+                              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    out = Path(out)
+    write_json(out, metrics)
+    report = out.parent / "report.md"
+    report.write_text(f"# warm eval\n\nMetrics: `{out.name}`. Pairwise accuracy with bootstrap 95% intervals.\n\n"
+                      + eval_markdown(metrics) + "\n")
+    print_eval(metrics)
+    return metrics

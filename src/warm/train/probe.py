@@ -1,0 +1,32 @@
+"""Linear probing of the shared reward head (LP-init): backbone frozen, head trained on preference pairs.
+
+Kumar et al. (2022) show that probing the head before fine-tuning limits feature distortion; WARM's members all
+start from the probed head (Ramé et al. 2024, Sec. 3). Uses the same TRL training path as members.
+"""
+
+from __future__ import annotations
+
+from warm.config import InitConfig
+from warm.data.formats import load_preferences
+from warm.data.tokenize import tokenize_pairs
+from warm.errors import WarmError
+from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset
+
+
+def linear_probe(model, tokenizer, config: InitConfig, head: list[str], progress: bool = True) -> dict:
+    """Train only the `head` parameters of `model` in place; return the probe's metrics."""
+    data = load_preferences(config.linear_probe, tokenizer=tokenizer, prompt_key=config.prompt_key,
+                            chosen_key=config.chosen_key, rejected_key=config.rejected_key)
+    pairs = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, config.max_length)
+    trainable = set(head)
+    names = {name for name, _ in model.named_parameters()}
+    if not trainable & names:
+        raise WarmError(f"head parameters {sorted(trainable)} not found in {type(model).__name__}")
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trainable)
+    settings = FitSettings(learning_rate=config.probe_lr, batch_size=config.probe_batch_size, epochs=1.0,
+                           max_steps=config.probe_steps, seed=config.head_seed, warmup_ratio=0.0)
+    metrics = fit_reward_model(model, tokenizer, pairs_dataset(pairs, data.margin), settings, progress=progress)
+    for param in model.parameters():
+        param.requires_grad_(True)
+    return {"data": config.linear_probe, "n_pairs": len(data), **{k: v for k, v in metrics.items() if k != "log_history"}}

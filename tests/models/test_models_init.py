@@ -1,0 +1,84 @@
+"""`warm init`: the shared head is drawn once, by its seed, and everything else is the base model."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from warm.config import InitConfig
+from warm.errors import WarmError
+from warm.fileio import read_json
+from warm.models.dropout import set_dropout
+from warm.models.init import INIT_META, build_init, weights_fingerprint
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_head_is_a_function_of_the_seed(tiny_backbone_dir, tmp_path):
+    a = build_init(InitConfig(model=str(tiny_backbone_dir), out=str(tmp_path / "a"), head_seed=1), progress=False)
+    build_init(InitConfig(model=str(tiny_backbone_dir), out=str(tmp_path / "b"), head_seed=1), progress=False)
+    build_init(InitConfig(model=str(tiny_backbone_dir), out=str(tmp_path / "c"), head_seed=2), progress=False)
+    wa, wb, wc = (_weights(tmp_path / n) for n in "abc")
+    assert a["head_parameters"] == ["classifier.bias", "classifier.weight"]
+    assert torch.equal(wa["classifier.weight"], wb["classifier.weight"])
+    assert not torch.equal(wa["classifier.weight"], wc["classifier.weight"])
+    # The backbone is the base model's, untouched, whatever the head seed.
+    base = load_file(str(tiny_backbone_dir / "model.safetensors"))
+    key = next(k for k in wa if k.endswith("word_embeddings.weight"))
+    base_key = next(k for k in base if k.endswith("word_embeddings.weight"))
+    assert torch.equal(wa[key], base[base_key]) and torch.equal(wc[key], base[base_key])
+
+
+def test_init_metadata_and_tokenizer(tiny_backbone_dir, tmp_path):
+    out = tmp_path / "init"
+    info = build_init(InitConfig(model=str(tiny_backbone_dir), out=str(out)), progress=False)
+    meta = read_json(out / INIT_META)
+    assert meta["fingerprint"] == info["fingerprint"] == weights_fingerprint(out)
+    assert meta["pad_token"] == "[PAD]"
+    assert meta["chat_template_fallback"] is True  # the tiny BERT tokenizer has no chat template
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == 1 and model.config.pad_token_id == 0
+    assert AutoTokenizer.from_pretrained(out).chat_template
+
+
+def test_init_refuses_existing_output(tiny_backbone_dir, tmp_path):
+    out = tmp_path / "init"
+    build_init(InitConfig(model=str(tiny_backbone_dir), out=str(out)), progress=False)
+    with pytest.raises(WarmError, match="already exists"):
+        build_init(InitConfig(model=str(tiny_backbone_dir), out=str(out)), progress=False)
+
+
+def test_missing_model_is_one_line_error(tmp_path):
+    with pytest.raises(WarmError, match="not-a-model.*offline|not-a-model.*local"):
+        build_init(InitConfig(model="org/not-a-model", out=str(tmp_path / "x")), progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_linear_probe_trains_only_the_head(tiny_backbone_dir, tmp_path):
+    from conftest import write_pairs
+
+    data = write_pairs(tmp_path / "pairs.jsonl", n=32)
+    plain = tmp_path / "plain"
+    probed = tmp_path / "probed"
+    build_init(InitConfig(model=str(tiny_backbone_dir), out=str(plain), head_seed=3), progress=False)
+    info = build_init(InitConfig(model=str(tiny_backbone_dir), out=str(probed), head_seed=3, linear_probe=str(data),
+                                 probe_steps=5, probe_lr=1e-2, max_length=32), progress=False)
+    assert info["linear_probe"]["steps"] == 5
+    wp, wq = _weights(plain), _weights(probed)
+    changed = {k for k in wp if not torch.equal(wp[k], wq[k])}
+    assert changed == {"classifier.weight", "classifier.bias"}
+
+
+def test_set_dropout_per_family():
+    from transformers import BertConfig, GPT2Config, LlamaConfig
+
+    assert set(set_dropout(BertConfig(), 0.05)) >= {"hidden_dropout_prob", "attention_probs_dropout_prob"}
+    gpt2 = GPT2Config()
+    assert {"resid_pdrop", "embd_pdrop", "attn_pdrop"} <= set(set_dropout(gpt2, 0.2)) and gpt2.resid_pdrop == 0.2
+    llama = LlamaConfig()
+    assert "attention_dropout" in set_dropout(llama, 0.1) and llama.attention_dropout == 0.1
+    with pytest.raises(WarmError, match="dropout=1.5"):
+        set_dropout(BertConfig(), 1.5)
