@@ -22,7 +22,7 @@ demo: venv
 	$(BIN)/warm demo
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs/demo

@@ -14,6 +14,7 @@ import click
 from warm import __version__
 from warm.config import InitConfig, TrainConfig, click_options, from_dict
 from warm.errors import WarmError
+from warm.models.precision import PRECISIONS
 
 
 def _user_errors(func):
@@ -109,13 +110,15 @@ def merge_command(members, out, weights, allow_mixed_init, max_shard_size, force
 @click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split.")
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
+              help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
 @_user_errors
-def eval_command(models, ensembles, splits, out, max_length, batch_size, limit, n_boot, seed) -> None:
+def eval_command(models, ensembles, splits, out, max_length, batch_size, limit, n_boot, seed, precision) -> None:
     """Pairwise accuracy of models, ensemble members and ensembles on each split, with bootstrap intervals."""
     from warm.evaluate.runner import run_eval
 
     run_eval(_named(models, "--model"), _named(ensembles, "--ensemble"), _named(splits, "--data"), out,
-             max_length=max_length, batch_size=batch_size, limit=limit, n_boot=n_boot, seed=seed)
+             max_length=max_length, batch_size=batch_size, limit=limit, n_boot=n_boot, seed=seed, precision=precision)
 
 
 @app.command("demo")

@@ -70,6 +70,8 @@ class TrainConfig:
         "Token budget per (prompt, response); longer sequences lose the start of the prompt first."))
     warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear learning-rate warm-up."))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
+    precision: str = field(default="auto", metadata=_help(
+        "auto, fp32 or bf16 (autocast; weights stay float32). auto = bf16 where the device supports it."))
     limit: int | None = field(default=None, metadata=_help("Use only the first N pairs of the data."))
     corrupt: float = field(default=0.0, metadata=_help("Swap chosen/rejected on exactly this fraction of training pairs."))
     corrupt_seed: int = field(default=0, metadata=_help("Seed of the corruption draw."))

@@ -50,7 +50,8 @@ from warm.evaluate.metrics import (
 )
 from warm.models.loading import load_tokenizer, resolve_model_path
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
-from warm.score.scorer import RewardModelScorer, check_same_tokenizer
+from warm.models.precision import resolve_precision
+from warm.score.scorer import RewardModelScorer, check_same_tokenizer, default_device
 
 if TYPE_CHECKING:
     from warm.data.formats import PreferenceData
@@ -116,6 +117,7 @@ def evaluate(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, dict[str, dict[str, np.ndarray]]]]:
     """Evaluate named models and ensembles (name -> (member dirs, reduction, lam)) on named splits.
 
@@ -141,18 +143,20 @@ def evaluate(
         for name, data in splits.items()
     }
 
+    used_precision = resolve_precision(precision, device or default_device())
     # One model in memory at a time; each scores every split's unique sequences.
     seq_scores: dict[str, dict[str, np.ndarray]] = {}
     for key, path in paths.items():
         scorer = RewardModelScorer(path, batch_size=batch_size, max_length=max_length, device=device, dtype=dtype,
-                                   trust_remote_code=trust_remote_code)
+                                   trust_remote_code=trust_remote_code, precision=used_precision)
         seq_scores[key] = {
             split: scorer.score_sequences(pairs.sequences, progress=progress, desc=f"{labels[key]} · {split}")
             for split, pairs in tokenized.items()
         }
         del scorer
 
-    config = {"max_length": max_length, "batch_size": batch_size, "n_boot": n_boot, "seed": seed, "alpha": ALPHA,
+    config = {"max_length": max_length, "batch_size": batch_size, "precision": used_precision,
+              "n_boot": n_boot, "seed": seed, "alpha": ALPHA,
               "tokenizer": next(iter(paths.values())), "scorers": scorers}
     metrics: dict[str, Any] = {"config": config, "splits": {}}
     all_scores: dict[str, dict[str, dict[str, np.ndarray]]] = {}

@@ -38,6 +38,7 @@ def run_eval(
     limit: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    precision: str = "auto",
     progress: bool = True,
 ) -> dict:
     """Evaluate and write OUT (metrics JSON) and report.md beside it; print the table. Returns the metrics."""
@@ -49,7 +50,7 @@ def run_eval(
     splits = {name: load_preferences(path, tokenizer=tokenizer, limit=limit) for name, path in split_files.items()}
     start = time.perf_counter()
     metrics = evaluate(models, parsed, splits, max_length=max_length, batch_size=batch_size, n_boot=n_boot,
-                       seed=seed, progress=progress)
+                       seed=seed, precision=precision, progress=progress)
     metrics["config"].update({"split_files": split_files, "limit": limit, "warm_version": __version__,
                               "wall_seconds": time.perf_counter() - start,
                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

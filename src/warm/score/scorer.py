@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from warm.data.tokenize import TokenizedPairs, encode_pair
 from warm.errors import WarmError
 from warm.models.loading import load_reward_model, load_tokenizer, resolve_model_path
+from warm.models.precision import autocast, resolve_precision
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
 
 
@@ -87,6 +88,7 @@ class RewardModelScorer(_TextAndPairScoring):
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        precision: str = "fp32",
     ) -> None:
         if batch_size < 1:
             raise WarmError(f"batch_size must be >= 1, got {batch_size}")
@@ -95,6 +97,7 @@ class RewardModelScorer(_TextAndPairScoring):
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = torch.device(device or default_device())
+        self.precision = resolve_precision(precision, self.device)
         self.tokenizer = load_tokenizer(self.path, trust_remote_code=trust_remote_code)
         model = load_reward_model(self.path, dtype=_as_dtype(dtype), trust_remote_code=trust_remote_code)
         if model.config.num_labels != 1:
@@ -121,7 +124,7 @@ class RewardModelScorer(_TextAndPairScoring):
         pad_id = self.tokenizer.pad_token_id
         starts = range(0, len(order), self.batch_size)
         bar = tqdm(starts, desc=desc or self.name, unit="batch", disable=not progress, leave=False)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.precision, self.device):
             for start in bar:
                 idx = order[start : start + self.batch_size]
                 width = len(seqs[idx[0]])  # sorted descending: the first is the longest in the batch

@@ -28,6 +28,7 @@ class FitSettings:
     seed: int
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
+    precision: str = "fp32"  # resolved: "fp32" or "bf16" (autocast, weights stay float32)
 
 
 def pairs_dataset(pairs: TokenizedPairs, margins: list[float] | None = None) -> Dataset:
@@ -62,7 +63,7 @@ def fit_reward_model(model, tokenizer, dataset: Dataset, settings: FitSettings, 
             warmup_steps=settings.warmup_ratio,
             weight_decay=settings.weight_decay,
             lr_scheduler_type="linear",
-            bf16=False,
+            bf16=settings.precision == "bf16",
             fp16=False,
             activation_checkpointing=False,
             disable_dropout=False,
@@ -92,5 +93,6 @@ def fit_reward_model(model, tokenizer, dataset: Dataset, settings: FitSettings, 
         "wall_seconds": wall,
         "log_history": history,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "precision": settings.precision,
         "threads": torch.get_num_threads() if not torch.cuda.is_available() else None,
     }

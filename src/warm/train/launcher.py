@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from warm.config import TrainConfig, to_dict
@@ -24,6 +25,7 @@ from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
 from warm.models.init import init_fingerprint
 from warm.models.loading import load_tokenizer
+from warm.models.precision import resolve_precision
 from warm.train.member import finished_member, train_member
 from warm.train.plan import make_plan, plan_differences
 
@@ -80,6 +82,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict:
     tokenizer = load_tokenizer(config.init[0])
     data, data_info = prepare_data(config, tokenizer, run_dir)
     training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
+    training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
     plan = make_plan(config, fingerprints, data_info, training)
 
     plan_path = run_dir / "plan.json"

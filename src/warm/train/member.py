@@ -60,6 +60,7 @@ def train_member(
         seed=member["seed"],
         warmup_ratio=training["warmup_ratio"],
         weight_decay=training["weight_decay"],
+        precision=training.get("precision", "fp32"),
     )
     metrics = fit_reward_model(model, tokenizer, pairs_dataset(pairs, margins), settings, progress=progress)
     payload = {

@@ -1,0 +1,43 @@
+"""Compute precision for training and scoring: float32, or bfloat16 autocast where the hardware has it.
+
+bf16 autocast keeps the weights in float32 and runs matrix products in bfloat16. Measured on this project's
+2-core AMD EPYC (avx512_bf16) with MiniLM at length 128: scoring 34 -> 66 sequences/s, training 6.5 -> 13.8
+sequences/s. "auto" picks bf16 where the device supports it (CUDA with bf16, or a CPU whose oneDNN build has
+bf16 kernels) and float32 elsewhere; the resolved value is what run files record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from warm.errors import WarmError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_supported(device: str | torch.device) -> bool:
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise WarmError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        raise WarmError(f"precision bf16: not supported on {device}")
+    return precision
+
+
+def autocast(precision: str, device: str | torch.device):
+    """The context to run a forward pass in (precision already resolved)."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
