@@ -11,9 +11,11 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from warm.data.tokenize import TokenizedPairs
@@ -47,8 +49,20 @@ def pairs_dataset(pairs: TokenizedPairs, margins: list[float] | None = None) -> 
     return Dataset.from_dict(columns)
 
 
-def fit_reward_model(model, tokenizer, dataset: Dataset, settings: FitSettings, progress: bool = True) -> dict:
-    """Train `model` in place; return metrics (loss, accuracy, steps, pairs/s, wall time)."""
+def fit_reward_model(
+    model,
+    tokenizer,
+    dataset: Dataset,
+    settings: FitSettings,
+    progress: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+    peft_config=None,
+) -> dict:
+    """Train `model` in place; return metrics (loss, accuracy, steps, pairs/s, wall time).
+
+    `callbacks` are transformers TrainerCallbacks (e.g. saving intermediate checkpoints for experiments);
+    `peft_config` is handed to TRL as is (LoRA members).
+    """
     steps_per_epoch = max(1, -(-len(dataset) // settings.batch_size))
     planned_steps = settings.max_steps if settings.max_steps > 0 else int(round(steps_per_epoch * settings.epochs))
     with tempfile.TemporaryDirectory(prefix="warm-trainer-") as scratch:
@@ -77,7 +91,8 @@ def fit_reward_model(model, tokenizer, dataset: Dataset, settings: FitSettings, 
             dataloader_num_workers=0,
             use_cpu=not torch.cuda.is_available(),
         )
-        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                callbacks=list(callbacks), peft_config=peft_config)
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start
