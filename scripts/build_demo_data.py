@@ -12,94 +12,16 @@ held-out by a seeded draw. Same arguments, same bytes.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import math
 import os
-from collections import Counter, defaultdict
-from itertools import combinations
 from pathlib import Path
 
-import numpy as np
-
+from warm.data.alpacaeval import PoolSplitSpec, build_splits, read_pool, split_stats
 from warm.data.sources import write_jsonl
 from warm.fileio import sha256_file, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO / ".." / "shared" / "data" / "alpacaeval_gold" / "responses.jsonl.gz"
 DEFAULT_OUT = REPO / "src" / "warm" / "data" / "demo"
-
-
-def logit(gold: float) -> float:
-    p = min(max(gold, 1e-6), 1 - 1e-6)  # gold can be exactly 0 or 1
-    return math.log(p / (1 - p))
-
-
-def generator_tiers(rows: list[dict], threshold: float) -> dict[str, str]:
-    """'train' for generators whose mean gold is below `threshold` (older, weaker models), else 'ood'."""
-    golds: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        golds[row["generator"]].append(row["gold"])
-    return {gen: ("train" if np.mean(values) < threshold else "ood") for gen, values in sorted(golds.items())}
-
-
-def sample_pairs(outputs: dict, instruction_ids: list[int], n: int, rng: np.random.Generator,
-                 min_gap: float, max_per_generator: int) -> list[dict]:
-    """Up to `n` pairs, dealt round-robin over instructions so each gets the same number (give or take one).
-
-    Per instruction the candidate pairs (all generator pairs with |logit gap| >= min_gap) are shuffled and drawn
-    without replacement, skipping a pair whose generator already appears `max_per_generator` times for that
-    instruction, so no single answer dominates an instruction's pairs.
-    """
-    queues = {}
-    for iid in instruction_ids:
-        cands = [(a, b) for a, b in combinations(outputs[iid], 2) if abs(a["logit"] - b["logit"]) >= min_gap]
-        queues[iid] = [cands[i] for i in rng.permutation(len(cands))]
-    used = {iid: Counter() for iid in instruction_ids}
-    active = [instruction_ids[i] for i in rng.permutation(len(instruction_ids))]
-    pairs: list[dict] = []
-    while len(pairs) < n and active:
-        next_round = []
-        for iid in active:
-            if len(pairs) == n:
-                break
-            pair = _pop_pair(queues[iid], used[iid], max_per_generator)
-            if pair is not None:
-                pairs.append(_pair_row(iid, *pair))
-                next_round.append(iid)
-        active = next_round
-    return pairs
-
-
-def _pop_pair(queue: list, used: Counter, cap: int):
-    for k, (a, b) in enumerate(queue):
-        if used[a["generator"]] < cap and used[b["generator"]] < cap:
-            used[a["generator"]] += 1
-            used[b["generator"]] += 1
-            return queue.pop(k)
-    return None
-
-
-def _pair_row(iid: int, a: dict, b: dict) -> dict:
-    hi, lo = (a, b) if a["logit"] > b["logit"] else (b, a)
-    return {"prompt": a["instruction"], "chosen": hi["output"], "rejected": lo["output"], "instruction_id": iid,
-            "chosen_generator": hi["generator"], "rejected_generator": lo["generator"],
-            "chosen_gold": hi["gold"], "rejected_gold": lo["gold"]}
-
-
-def split_stats(pairs: list[dict]) -> dict:
-    """Counts and the length baselines: the judge favours longer answers (shared/README.md)."""
-    longer = [1.0 if len(p["chosen"]) > len(p["rejected"]) else 0.5 if len(p["chosen"]) == len(p["rejected"]) else 0.0
-              for p in pairs]
-    gaps = [abs(logit(p["chosen_gold"]) - logit(p["rejected_gold"])) for p in pairs]
-    return {
-        "n_pairs": len(pairs),
-        "n_instructions": len({p["instruction_id"] for p in pairs}),
-        "n_generators": len({g for p in pairs for g in (p["chosen_generator"], p["rejected_generator"])}),
-        "longer_answer_wins": round(float(np.mean(longer)), 4),
-        "chosen_is_shorter": round(float(np.mean([len(p["chosen"]) < len(p["rejected"]) for p in pairs])), 4),
-        "mean_abs_logit_gap": round(float(np.mean(gaps)), 3),
-    }
 
 
 def main() -> None:
@@ -116,30 +38,20 @@ def main() -> None:
     parser.add_argument("--max-per-generator", type=int, default=2, help="pairs per generator per instruction")
     args = parser.parse_args()
 
-    with gzip.open(args.source, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    tiers = generator_tiers(rows, args.tier_threshold)
-    outputs: dict[str, dict[int, list[dict]]] = {"train": defaultdict(list), "ood": defaultdict(list)}
-    for row in sorted(rows, key=lambda r: (r["instruction_id"], r["generator"])):
-        outputs[tiers[row["generator"]]][row["instruction_id"]].append({**row, "logit": logit(row["gold"])})
-
-    ids = sorted({row["instruction_id"] for row in rows})
-    order = np.random.default_rng(args.seed).permutation(len(ids))
-    n_heldout = round(args.heldout_fraction * len(ids))
-    heldout = sorted(ids[i] for i in order[:n_heldout])
-    train_ids = sorted(ids[i] for i in order[n_heldout:])
-
-    plan = {"train": ("train", train_ids, args.n_train), "test_id": ("train", heldout, args.n_test_id),
-            "test_ood": ("ood", heldout, args.n_test_ood)}
+    specs = [PoolSplitSpec("train", "train", "train", args.n_train),
+             PoolSplitSpec("test_id", "train", "heldout", args.n_test_id),
+             PoolSplitSpec("test_ood", "ood", "heldout", args.n_test_ood)]
+    built = build_splits(read_pool(args.source), specs, seed=args.seed, heldout_fraction=args.heldout_fraction,
+                         tier_threshold=args.tier_threshold, min_gap=args.min_gap,
+                         max_per_generator=args.max_per_generator)
     stats: dict = {"splits": {}}
-    for k, (name, (tier, instruction_ids, n)) in enumerate(plan.items()):
-        rng = np.random.default_rng([args.seed, k + 1])  # one stream per split: resizing one leaves the others
-        pairs = sample_pairs(outputs[tier], instruction_ids, n, rng, args.min_gap, args.max_per_generator)
-        if len(pairs) < n:
-            print(f"warning: {name}: only {len(pairs)} pairs available, {n} asked")
-        path = write_jsonl(args.out_dir / f"{name}.jsonl.gz", pairs)
-        stats["splits"][name] = {"file": path.name, "bytes": path.stat().st_size, "generator_tier": tier,
-                                 **split_stats(pairs)}
+    for spec in specs:
+        pairs = built["splits"][spec.name]
+        if len(pairs) < spec.n_pairs:
+            print(f"warning: {spec.name}: only {len(pairs)} pairs available, {spec.n_pairs} asked")
+        path = write_jsonl(args.out_dir / f"{spec.name}.jsonl.gz", pairs)
+        stats["splits"][spec.name] = {"file": path.name, "bytes": path.stat().st_size, "generator_tier": spec.tier,
+                                      **split_stats(pairs)}
         print(f"wrote {path} ({len(pairs)} pairs, {path.stat().st_size / 1e6:.2f} MB)")
 
     command = (f"python scripts/build_demo_data.py --seed {args.seed} --n-train {args.n_train} "
@@ -150,9 +62,9 @@ def main() -> None:
         "command": command,
         "source": "shared/data/alpacaeval_gold/responses.jsonl.gz",
         "source_sha256": sha256_file(args.source),
-        "generators": {tier: [g for g, t in tiers.items() if t == tier] for tier in ("train", "ood")},
-        "train_instruction_ids": train_ids,
-        "heldout_instruction_ids": heldout,
+        "generators": built["generators"],
+        "train_instruction_ids": built["train_instruction_ids"],
+        "heldout_instruction_ids": built["heldout_instruction_ids"],
     })
     os.chmod(write_json(args.out_dir / "stats.json", stats), 0o644)  # write_json's temp file is private (0600)
     readme = args.out_dir / "README.md"

@@ -70,9 +70,15 @@ def make_plan(config: TrainConfig, init_fingerprints: dict[str, str], data_info:
     return {"plan_hash": sha256_json(body), **body, "warm_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+# Where the run keeps its copy of the data says nothing about what a member learns: left out of member keys so that
+# a member trained in one run directory can be reused by another (the experiments' cache relies on it).
+_RUN_LOCAL_DATA_FIELDS = ("trained_on",)
+
+
 def member_key(plan: dict, member: dict) -> str:
     """What a finished member must match to be reused: its own spec, the data and the training settings."""
-    return sha256_json({"data": plan["data"], "training": plan["training"], "member": member})
+    data = {k: v for k, v in plan["data"].items() if k not in _RUN_LOCAL_DATA_FIELDS}
+    return sha256_json({"data": data, "training": plan["training"], "member": member})
 
 
 def plan_differences(old: dict, new: dict) -> list[str]:
