@@ -5,43 +5,15 @@ Errors meant for users (`WarmError`) print as one line, `error: ...`, and exit w
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
 from warm import __version__
 from warm.config import InitConfig, TrainConfig, click_options, from_dict
+from warm.cli_util import parse_named, user_errors
 from warm.errors import WarmError
 from warm.models.precision import PRECISIONS
-
-
-def _user_errors(func):
-    """Turn WarmError into a one-line message and exit status 2 (no stack trace)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except WarmError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
-    """Parse repeated NAME=VALUE options, keeping order; duplicate names are an error."""
-    parsed: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise WarmError(f"{what} {item!r}: expected NAME=VALUE")
-        if name in parsed:
-            raise WarmError(f"{what}: the name {name!r} is given twice")
-        parsed[name] = value
-    return parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -55,7 +27,7 @@ def app() -> None:
 
 @app.command("init")
 @click_options(InitConfig)
-@_user_errors
+@user_errors
 def init_command(**options) -> None:
     """Build the shared init: base model + ONE reward head (optionally linear-probed)."""
     from warm.models.init import build_init
@@ -67,7 +39,7 @@ def init_command(**options) -> None:
 @app.command("train")
 @click_options(TrainConfig)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@_user_errors
+@user_errors
 def train_command(quiet: bool, **options) -> None:
     """Fine-tune M reward members from the shared init(s) with diverse lr, dropout and data order."""
     from warm.train.launcher import run_training
@@ -83,19 +55,50 @@ def train_command(quiet: bool, **options) -> None:
 @click.option("--weights", default=None, help="Comma-separated weights, one per member (normalised). Default: uniform.")
 @click.option("--allow-mixed-init", is_flag=True, help="Merge members whose init fingerprints differ (with a warning).")
 @click.option("--max-shard-size", default=None, type=int, help="Split the output into safetensors shards of at most this many bytes.")
+@click.option("--lora-output", default="full", show_default=True,
+              help="For LoRA members: full (an HF model: base + averaged updates) or adapter (ONE PEFT adapter of "
+                   "rank M*R that concatenates the members' factors).")
+@click.option("--lora-base", default=None, help="For LoRA members: the base (init) directory, if not where they record it.")
+@click.option("--top-m", default=None, type=int, help="Soup: average the M members with the best accuracy on --val.")
+@click.option("--greedy", is_flag=True, help="Soup: greedy soup on --val (Wortsman et al. 2022), decisions in warm_merge.json.")
+@click.option("--val", default=None, help="Validation preference pairs that rank members for --top-m / --greedy.")
+@click.option("--val-max-length", default=160, show_default=True, help="Token budget per (prompt, response) on --val.")
+@click.option("--val-batch-size", default=32, show_default=True, help="Sequences per forward pass on --val.")
+@click.option("--emit-mergekit-yaml", default=None, help="Also write the equivalent mergekit `linear` config to this file.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
-@_user_errors
-def merge_command(members, out, weights, allow_mixed_init, max_shard_size, force) -> None:
-    """Average the members' weights into one HF reward model (WARM)."""
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def merge_command(members, out, weights, allow_mixed_init, max_shard_size, lora_output, lora_base, top_m, greedy, val,
+                  val_max_length, val_batch_size, emit_mergekit_yaml, force, quiet) -> None:
+    """Average the members' weights into one HF reward model (WARM), or a soup of them chosen on --val."""
     from warm.merge.merge import merge_models
 
     try:
         parsed = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise WarmError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    info = merge_models(list(members), out, weights=parsed, force=force, allow_mixed_init=allow_mixed_init,
-                        max_shard_bytes=max_shard_size)
+    options = dict(force=force, allow_mixed_init=allow_mixed_init, max_shard_bytes=max_shard_size,
+                   lora_output=lora_output, lora_base=lora_base, progress=not quiet)
+    if top_m is not None or greedy:
+        from warm.merge.soups import soup_merge
+
+        if top_m is not None and greedy:
+            raise WarmError("--top-m and --greedy: choose one soup")
+        if parsed is not None:
+            raise WarmError("--weights: a soup (--top-m, --greedy) averages its selection uniformly")
+        if val is None:
+            raise WarmError(f"{'--greedy' if greedy else '--top-m'} needs --val FILE (validation pairs)")
+        info = soup_merge(list(members), out, "greedy" if greedy else "top_m", val, k=top_m, max_length=val_max_length,
+                          batch_size=val_batch_size, log=click.echo, **options)
+    elif val is not None:
+        raise WarmError("--val is used by --top-m or --greedy only")
+    else:
+        info = merge_models(list(members), out, weights=parsed, **options)
     click.echo(f"merged {len(info['members'])} members into {out} (weights {', '.join(f'{w:.3g}' for w in info['weights'])})")
+    if emit_mergekit_yaml:
+        from warm.merge.mergekit import write_mergekit_yaml
+
+        click.echo(f"mergekit config written to {write_mergekit_yaml(emit_mergekit_yaml, info, out)}")
 
 
 @app.command("eval")
@@ -112,12 +115,12 @@ def merge_command(members, out, weights, allow_mixed_init, max_shard_size, force
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
               help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
-@_user_errors
+@user_errors
 def eval_command(models, ensembles, splits, out, max_length, batch_size, limit, n_boot, seed, precision) -> None:
     """Pairwise accuracy of models, ensemble members and ensembles on each split, with bootstrap intervals."""
     from warm.evaluate.runner import run_eval
 
-    run_eval(_named(models, "--model"), _named(ensembles, "--ensemble"), _named(splits, "--data"), out,
+    run_eval(parse_named(models, "--model"), parse_named(ensembles, "--ensemble"), parse_named(splits, "--data"), out,
              max_length=max_length, batch_size=batch_size, limit=limit, n_boot=n_boot, seed=seed, precision=precision)
 
 
@@ -125,12 +128,24 @@ def eval_command(models, ensembles, splits, out, max_length, batch_size, limit, 
 @click.option("--out", default="runs/demo", show_default=True, help="Run directory.")
 @click.option("--fast", is_flag=True, help="A much smaller run (a minute or two) to check the set-up.")
 @click.option("--force", is_flag=True, help="Start again instead of resuming the existing run.")
-@_user_errors
+@user_errors
 def demo_command(out, fast, force) -> None:
     """The whole pipeline on the bundled data with the packaged MiniLM: init, 4 members, merge, eval."""
     from warm.demo import run_demo
 
     run_demo(Path(out), fast=fast, force=force)
+
+
+# Commands that live beside their stage (each module keeps its own options and help).
+from warm.evaluate.lmc_command import lmc_command  # noqa: E402
+from warm.experiments.runner import experiment_command  # noqa: E402
+from warm.serve.command import serve_command  # noqa: E402
+from warm.train.sft_command import sft_command  # noqa: E402
+
+app.add_command(lmc_command)
+app.add_command(experiment_command)
+app.add_command(sft_command)
+app.add_command(serve_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -70,6 +70,9 @@ class TrainConfig:
         "Token budget per (prompt, response); longer sequences lose the start of the prompt first."))
     warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear learning-rate warm-up."))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
+    checkpoints: tuple[float, ...] = field(default=(), metadata=_help(
+        "Also save each member part-way, at these fractions of its training (e.g. 0.5), under "
+        "members/NAME/checkpoints/step-N: two checkpoints of one run, the weakest diversity source.", cli="csv"))
     precision: str = field(default="auto", metadata=_help(
         "auto, fp32 or bf16 (autocast; weights stay float32). auto = bf16 where the device supports it."))
     limit: int | None = field(default=None, metadata=_help("Use only the first N pairs of the data."))
@@ -78,6 +81,22 @@ class TrainConfig:
     prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt."))
     chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response."))
     rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response."))
+    lora_r: int = field(default=0, metadata=_help(
+        "LoRA rank of every member (PEFT); 0 trains all weights. The reward head stays fully trainable and is saved "
+        "with the adapter (modules_to_save)."))
+    lora_alpha: float | None = field(default=None, metadata=_help(
+        "LoRA alpha; the update is scaled by alpha/r. Default: equal to --lora-r (scaling 1)."))
+    lora_dropout: float = field(default=0.0, metadata=_help("Dropout on the LoRA branch (PEFT's lora_dropout)."))
+    lora_targets: tuple[str, ...] = field(default=(), metadata=_help(
+        "Modules LoRA adapts, e.g. query,value or q_proj,k_proj,v_proj,o_proj. Default: PEFT's choice for the "
+        "architecture.", cli="csv"))
+    launcher: str = field(default="local", metadata=_help(
+        "local (members one after another in this process) or ray (one Ray task per member; the run directory "
+        "must be on a filesystem every Ray node sees)."))
+    ray_address: str | None = field(default=None, metadata=_help(
+        "Ray cluster to join, e.g. auto or ray://HOST:10001. Default: start a local Ray instance."))
+    gpus_per_member: float = field(default=0.0, metadata=_help("GPUs each Ray member task reserves (may be fractional)."))
+    cpus_per_member: float = field(default=1.0, metadata=_help("CPUs each Ray member task reserves."))
     force: bool = field(default=False, metadata=_help("Accept a changed plan: members whose settings changed are retrained."))
 
 

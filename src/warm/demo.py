@@ -15,7 +15,7 @@ import click
 from warm.config import InitConfig, TrainConfig
 from warm.data.demo import demo_path
 from warm.data.formats import load_preferences, save_preferences
-from warm.fileio import read_json, write_json
+from warm.fileio import write_json
 from warm.models.init import INIT_META, build_init
 
 

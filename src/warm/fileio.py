@@ -13,27 +13,34 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from warm.errors import WarmError
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Write JSON atomically (temp file in the same directory, then rename)."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Yield a handle on a temporary sibling of `path`; it becomes `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs should read like any other file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
-            handle.write("\n")
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write JSON atomically (temp file in the same directory, then rename)."""
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
+        handle.write("\n")
+    return Path(path)
 
 
 def _umask() -> int:

@@ -120,3 +120,20 @@ def test_inits_with_different_tokenizers_are_refused(init_and_data, tmp_path):
     tokenizer.save_pretrained(other)
     with pytest.raises(WarmError, match="tokenizer differs"):
         run_training(_config(init, data, tmp_path / "run", inits=(str(init), str(other))), progress=False)
+
+
+def test_checkpoints_of_one_run(init_and_data, tmp_path):
+    init, data = init_and_data
+    out = tmp_path / "run"
+    run_training(_config(init, data, out, members=1, max_steps=4, checkpoints=(0.5,)), progress=False)
+    member = out / "members" / "m00"
+    (checkpoint,) = sorted((member / "checkpoints").iterdir())
+    assert checkpoint.name == "step-000002"
+    meta = read_json(checkpoint / "warm_member.json")
+    assert meta["step"] == 2 and meta["checkpoint_of"] == "m00"
+    assert meta["init_fingerprint"] == read_json(member / "warm_member.json")["init_fingerprint"]
+    mid, end, start = _weights(checkpoint), _weights(member), _weights(init)
+    key = "classifier.weight"
+    assert not torch.equal(mid[key], start[key]) and not torch.equal(mid[key], end[key])
+    assert read_json(out / "plan.json")["training"]["checkpoints"] == [0.5]
+    assert not list((out / "members").glob(".*"))

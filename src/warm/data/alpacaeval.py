@@ -28,7 +28,7 @@ from warm.errors import WarmError
 class PoolSplitSpec:
     name: str
     tier: str  # "train" or "ood": which generators' answers are paired
-    instructions: str  # "train" or "heldout"
+    instructions: str  # "train", "val" (a held-back part of the training instructions) or "heldout"
     n_pairs: int
     length_balanced: bool = False
 
@@ -54,12 +54,20 @@ def generator_tiers(rows: list[dict], threshold: float = 0.06) -> dict[str, str]
     return {gen: ("train" if np.mean(values) < threshold else "ood") for gen, values in sorted(golds.items())}
 
 
-def split_instructions(rows: list[dict], seed: int, heldout_fraction: float) -> tuple[list[int], list[int]]:
-    """(training instruction ids, held-out instruction ids), by a seeded draw."""
+def split_instructions(rows: list[dict], seed: int, heldout_fraction: float,
+                       val_fraction: float = 0.0) -> tuple[list[int], list[int], list[int]]:
+    """(training, validation, held-out instruction ids), by a seeded draw.
+
+    Validation instructions come out of the training side (the first `val_fraction` of it in draw order), so
+    the held-out set is the same whatever the validation share.
+    """
     ids = sorted({row["instruction_id"] for row in rows})
     order = np.random.default_rng(seed).permutation(len(ids))
     n_heldout = round(heldout_fraction * len(ids))
-    return sorted(ids[i] for i in order[n_heldout:]), sorted(ids[i] for i in order[:n_heldout])
+    rest = order[n_heldout:]
+    n_val = round(val_fraction * len(rest))
+    return (sorted(ids[i] for i in rest[n_val:]), sorted(ids[i] for i in rest[:n_val]),
+            sorted(ids[i] for i in order[:n_heldout]))
 
 
 def outputs_by_tier(rows: list[dict], tiers: dict[str, str]) -> dict[str, dict[int, list[dict]]]:
@@ -120,7 +128,8 @@ def _chosen_is_shorter(a: dict, b: dict) -> bool:
 
 
 def build_splits(rows: list[dict], specs: list[PoolSplitSpec], seed: int = 0, heldout_fraction: float = 0.2,
-                 tier_threshold: float = 0.06, min_gap: float = 0.5, max_per_generator: int = 2) -> dict:
+                 tier_threshold: float = 0.06, min_gap: float = 0.5, max_per_generator: int = 2,
+                 val_fraction: float = 0.0) -> dict:
     """{"splits": {name: [pair rows]}, "generators": ..., "train_instruction_ids": ..., "heldout_instruction_ids": ...}.
 
     Each split draws from its own random stream (seeded by its position), so resizing one leaves the others as
@@ -128,10 +137,13 @@ def build_splits(rows: list[dict], specs: list[PoolSplitSpec], seed: int = 0, he
     """
     tiers = generator_tiers(rows, tier_threshold)
     outputs = outputs_by_tier(rows, tiers)
-    train_ids, heldout = split_instructions(rows, seed, heldout_fraction)
+    train_ids, val_ids, heldout = split_instructions(rows, seed, heldout_fraction, val_fraction)
+    by_side = {"train": train_ids, "val": val_ids, "heldout": heldout}
     splits = {}
     for k, spec in enumerate(specs):
-        ids = train_ids if spec.instructions == "train" else heldout
+        if spec.instructions not in by_side:
+            raise WarmError(f"split {spec.name}: instructions must be train, val or heldout, not {spec.instructions!r}")
+        ids = by_side[spec.instructions]
         rng = np.random.default_rng([seed, k + 1])
         if spec.length_balanced:
             half = spec.n_pairs // 2
@@ -146,6 +158,7 @@ def build_splits(rows: list[dict], specs: list[PoolSplitSpec], seed: int = 0, he
         "splits": splits,
         "generators": {tier: [g for g, t in tiers.items() if t == tier] for tier in ("train", "ood")},
         "train_instruction_ids": train_ids,
+        "val_instruction_ids": val_ids,
         "heldout_instruction_ids": heldout,
     }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from warm.errors import WarmError
+from warm.fileio import atomic_file
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 """File suffix -> `datasets` builder; a further `.gz` (data.jsonl.gz) is decompressed by `datasets`."""
@@ -124,21 +125,12 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
     path = Path(path)
     if not (path.name.endswith(".jsonl") or path.name.endswith(".jsonl.gz")):
         raise WarmError(f"{path}: warm writes JSON lines as .jsonl or .jsonl.gz only")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as stream:
-                    _write_lines(stream, records)
-            else:
-                _write_lines(raw, records)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; data files are meant to be shared and shipped
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as raw:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as stream:  # mtime 0: same bytes
+                _write_lines(stream, records)
+        else:
+            _write_lines(raw, records)
     return path
 
 

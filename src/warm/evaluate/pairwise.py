@@ -96,7 +96,7 @@ def _plan(models: dict[str, str], ensembles: dict[str, tuple[list[str], str, flo
     return scorers, singles, reduced
 
 
-def _corrupted_mask(name: str, data: PreferenceData) -> np.ndarray | None:
+def corrupted_mask(name: str, data: PreferenceData) -> np.ndarray | None:
     """The split's corrupted-label mask, or None (PreferenceData has already checked column lengths)."""
     if len(data.prompt) == 0:
         raise WarmError(f"split {name!r} has no pairs")
@@ -127,7 +127,7 @@ def evaluate(
     scorers, singles, reduced = _plan(models, ensembles)
     if not splits:
         raise WarmError("no splits to evaluate on")
-    corrupted = {name: _corrupted_mask(name, data) for name, data in splits.items()}
+    corrupted = {name: corrupted_mask(name, data) for name, data in splits.items()}
     paths: dict[str, str] = {}  # model key -> the first path given for it
     labels: dict[str, str] = {}  # model key -> a scorer name, for messages
     for name, key in singles.items():

@@ -36,6 +36,24 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return precision
 
 
+def head_in_float32(model, head_modules: list[str]) -> None:
+    """Run the reward head outside autocast, in float32, on float32 inputs.
+
+    Under bf16 autocast the head's output is bfloat16 too: rewards keep about 3 significant digits, which turns
+    close pairs into ties and blurs WA-vs-ENS differences. The head is one small matrix, so float32 costs nothing.
+    """
+    for name in head_modules:
+        module = model.get_submodule(name)
+        forward = module.forward
+
+        def float32_forward(*args, _forward=forward, _device=next(model.parameters()).device.type, **kwargs):
+            with torch.autocast(_device, enabled=False):
+                args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+                return _forward(*args, **kwargs)
+
+        module.forward = float32_forward
+
+
 def autocast(precision: str, device: str | torch.device):
     """The context to run a forward pass in (precision already resolved)."""
     if precision == "bf16":

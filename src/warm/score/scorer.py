@@ -22,7 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from warm.data.tokenize import TokenizedPairs, encode_pair
 from warm.errors import WarmError
 from warm.models.loading import load_reward_model, load_tokenizer, resolve_model_path
-from warm.models.precision import autocast, resolve_precision
+from warm.models.precision import autocast, head_in_float32, resolve_precision
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
 
 
@@ -104,6 +104,10 @@ class RewardModelScorer(_TextAndPairScoring):
             raise WarmError(f"{self.path}: a reward model has one output, this one has num_labels={model.config.num_labels}")
         # Decoder reward models find the last real token through config.pad_token_id and refuse batches without it.
         self.model = model.to(self.device).eval()
+        if self.precision == "bf16":
+            from warm.models.init import head_parameter_names
+
+            head_in_float32(self.model, sorted({n.rsplit(".", 1)[0] for n in head_parameter_names(self.model)}))
 
     def __repr__(self) -> str:
         return f"RewardModelScorer({self.path!r}, device={self.device}, batch_size={self.batch_size})"

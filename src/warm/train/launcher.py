@@ -1,18 +1,24 @@
-"""`warm train`: prepare data once, write the plan, train every unfinished member (the local launcher).
+"""`warm train`: prepare data once, write the plan, train every unfinished member.
 
 Order of work, each step leaving a file behind so a rerun picks up where it stopped:
   RUN/train_config.json   the command's config
   RUN/data/train.jsonl.gz the pairs actually trained on (after --limit and --corrupt), with `corrupted` marks
   RUN/data/corruption.json which pairs were swapped (when --corrupt > 0)
   RUN/plan.json           the members and everything that decides what they learn
-  RUN/members/mNN/        one HF directory per finished member, with warm_member.json
+  RUN/members/mNN/        one HF directory (or PEFT adapter) per finished member, with warm_member.json
   RUN/train_metrics.json  per-member metrics, rewritten after each member
+
+Everything above is shared by the launchers; a launcher only decides how the unfinished members are executed
+(`MemberExecutor`): one after another in this process (`run_local`, the default) or as Ray tasks
+(warm.train.ray_launcher). Both write the same directory layout and resume the same way.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -20,14 +26,30 @@ from tqdm.auto import tqdm
 from warm.config import TrainConfig, to_dict
 from warm.data.corrupt import corrupt_labels, corruption_record
 from warm.data.formats import PreferenceData, load_preferences, save_preferences
-from warm.data.tokenize import tokenize_pairs
+from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
 from warm.models.init import init_fingerprint
 from warm.models.loading import load_tokenizer
 from warm.models.precision import resolve_precision
-from warm.train.member import finished_member, train_member
+from warm.train.member import finished_member, lora_settings, train_member
 from warm.train.plan import make_plan, plan_differences
+
+LAUNCHERS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What every member's training needs, prepared once by the driver."""
+
+    run_dir: Path
+    plan: dict
+    pairs: TokenizedPairs
+    margins: list[float] | None
+
+
+# Train `pending` members of `run`; call `done(member, warm_member.json payload)` as each one finishes.
+MemberExecutor = Callable[[PreparedRun, list[dict], Callable[[dict, dict], None], bool], None]
 
 
 def _check_inits(inits: tuple[str, ...]) -> dict[str, str]:
@@ -75,15 +97,28 @@ def _remove_stale_temporaries(members_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def run_training(config: TrainConfig, progress: bool = True) -> dict:
-    """Train all members of the run described by `config`; return RUN/train_metrics.json's payload."""
+def training_settings(config: TrainConfig) -> dict:
+    """The plan's `training` section: the settings shared by all members that change what they learn."""
+    training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
+    # Resolved where the driver runs: with --launcher ray on GPU workers, pass --precision explicitly.
+    training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
+    if config.checkpoints:  # absent when unused, so plans without checkpoints keep their hash
+        if not all(0 < f < 1 for f in config.checkpoints):
+            raise WarmError(f"--checkpoints {','.join(map(str, config.checkpoints))}: fractions must be in (0, 1)")
+        training["checkpoints"] = sorted(config.checkpoints)
+    lora = lora_settings(config)
+    if lora is not None:  # absent (not None) for full fine-tuning, so plans written before LoRA keep their hash
+        training["lora"] = lora
+    return training
+
+
+def prepare_run(config: TrainConfig) -> PreparedRun:
+    """Check the inits, save the data, write (or check) the plan and tokenise the pairs once."""
     run_dir = Path(config.out)
     fingerprints = _check_inits(config.init)
     tokenizer = load_tokenizer(config.init[0])
     data, data_info = prepare_data(config, tokenizer, run_dir)
-    training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
-    training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
-    plan = make_plan(config, fingerprints, data_info, training)
+    plan = make_plan(config, fingerprints, data_info, training_settings(config))
 
     plan_path = run_dir / "plan.json"
     if plan_path.exists():
@@ -99,16 +134,59 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict:
 
     _remove_stale_temporaries(run_dir / "members")
     pairs = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, config.max_length)
+    return PreparedRun(run_dir=run_dir, plan=plan, pairs=pairs, margins=data.margin)
+
+
+def describe(member: dict) -> str:
+    return f"{member['name']}: lr={member['learning_rate']:g} dropout={member['dropout']:g} seed={member['seed']}"
+
+
+def run_local(run: PreparedRun, pending: list[dict], done: Callable[[dict, dict], None], progress: bool) -> None:
+    """The local launcher: members one after another in this process."""
+    bar = tqdm(pending, desc="members", unit="member", disable=not progress)
+    for member in bar:
+        bar.write(describe(member))
+        done(member, train_member(run.run_dir, run.plan, member, run.pairs, run.margins, progress=progress))
+
+
+def executor_for(config: TrainConfig) -> MemberExecutor:
+    if config.launcher == "local":
+        return run_local
+    if config.launcher == "ray":
+        from warm.train.ray_launcher import ray_executor
+
+        return ray_executor(config.ray_address, gpus_per_member=config.gpus_per_member,
+                            cpus_per_member=config.cpus_per_member)
+    raise WarmError(f"--launcher {config.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+
+
+def run_training(config: TrainConfig, progress: bool = True, executor: MemberExecutor | None = None) -> dict:
+    """Train all members of the run described by `config`; return RUN/train_metrics.json's payload.
+
+    Members that finished earlier with the same plan entry are reused; the others go to `executor` (by default
+    the one --launcher names). RUN/train_metrics.json is rewritten, in plan order, as each member finishes.
+    """
+    executor = executor or executor_for(config)  # first, so a bad --launcher fails before any work
+    run = prepare_run(config)
+    order = [member["name"] for member in run.plan["members"]]
     results: dict[str, dict] = {}
-    overall = tqdm(plan["members"], desc="members", unit="member", disable=not progress)
-    for member in overall:
-        done = finished_member(run_dir, plan, member)
-        if done is not None:
-            overall.write(f"{member['name']}: finished earlier, reused")
+
+    def done(member: dict, payload: dict) -> None:
+        results[member["name"]] = payload["metrics"]
+        write_json(run.run_dir / "train_metrics.json", {
+            "plan_hash": run.plan["plan_hash"],
+            "n_truncated": run.pairs.truncated,
+            "n_sequences": len(run.pairs.sequences),
+            "members": {name: results[name] for name in order if name in results},
+        })
+
+    pending = []
+    for member in run.plan["members"]:
+        finished = finished_member(run.run_dir, run.plan, member)
+        if finished is None:
+            pending.append(member)
         else:
-            overall.write(f"{member['name']}: lr={member['learning_rate']:g} dropout={member['dropout']:g} seed={member['seed']}")
-            done = train_member(run_dir, plan, member, pairs, data.margin, progress=progress)
-        results[member["name"]] = done["metrics"]
-        write_json(run_dir / "train_metrics.json", {"plan_hash": plan["plan_hash"], "n_truncated": pairs.truncated,
-                                                    "n_sequences": len(pairs.sequences), "members": results})
-    return read_json(run_dir / "train_metrics.json")
+            tqdm.write(f"{member['name']}: finished earlier, reused")
+            done(member, finished)
+    executor(run, pending, done, progress)
+    return read_json(run.run_dir / "train_metrics.json")

@@ -1,0 +1,37 @@
+"""Helpers every command module shares (kept apart from cli.py so command modules can import them freely)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from warm.errors import WarmError
+
+
+def user_errors(func):
+    """Turn WarmError into a one-line `error: ...` on stderr and exit status 2 (no stack trace)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except WarmError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def parse_named(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """Parse repeated NAME=VALUE options, keeping order; duplicate names are an error."""
+    parsed: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise WarmError(f"{what} {item!r}: expected NAME=VALUE")
+        if name in parsed:
+            raise WarmError(f"{what}: the name {name!r} is given twice")
+        parsed[name] = value
+    return parsed

@@ -1,0 +1,50 @@
+"""`warm lmc`: linear mode connectivity curves of two reward models (WARM Figs. 3-5), as a click command.
+
+Registered in warm.cli with `app.add_command(lmc_command)`; the stage modules are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from warm.cli_util import parse_named, user_errors
+from warm.errors import WarmError
+from warm.models.precision import PRECISIONS
+
+
+def parse_lambdas(text: str) -> list[float]:
+    """"0,0.25,0.5" -> [0.0, 0.25, 0.5]; the range is checked by warm.evaluate.interpolation.check_lambdas."""
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise WarmError(f"--lambdas {text!r}: expected comma-separated numbers in [0, 1]") from None
+    if not values:
+        raise WarmError("--lambdas: no values given")
+    return values
+
+
+@click.command("lmc")
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--data", "splits", multiple=True, required=True, help="NAME=FILE of a preference split. Repeatable.")
+@click.option("--lambdas", default=None,
+              help="Comma-separated interpolation weights in [0, 1]; 0 is A and 1 is B, both always included. "
+                   "Default: 0, 0.1, ..., 1.")
+@click.option("--out", required=True, help="Directory for lmc.json and lmc.png.")
+@click.option("--max-length", default=160, show_default=True, help="Token budget per (prompt, response).")
+@click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass.")
+@click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split.")
+@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
+              help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
+@user_errors
+def lmc_command(model_a, model_b, splits, lambdas, out, max_length, batch_size, limit, n_boot, seed, precision) -> None:
+    """Accuracy along the weight interpolation (1-λ)·A + λ·B (WA), the prediction ensemble (ENS) and the chord
+    between A and B (Diag): whether A and B are linearly mode connected, i.e. worth averaging."""
+    from warm.evaluate.interpolation import DEFAULT_LAMBDAS, run_lmc
+
+    chosen = DEFAULT_LAMBDAS if lambdas is None else parse_lambdas(lambdas)
+    run_lmc(model_a, model_b, parse_named(splits, "--data"), out, chosen, max_length=max_length,
+            batch_size=batch_size, limit=limit, n_boot=n_boot, seed=seed, precision=precision)
+    click.echo(f"wrote {out}/lmc.json and {out}/lmc.png")

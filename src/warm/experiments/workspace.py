@@ -1,0 +1,164 @@
+"""The experiments' shared workspace: everything expensive is computed once and cached by what it depends on.
+
+runs/experiments/
+  data/<hash>/          pool splits (train, val, test_id, test_ood) for one PoolData config
+  inits/<hash>/         `warm init` outputs (base model, head seed; or a Baklava SFT checkpoint)
+  members/<hash>/       one-member `warm train` runs, keyed by the hash of their TrainConfig (the plan's inputs)
+  merged/<hash>/        weight averages, keyed by their members and weights
+  scores/<hash>.npy     a model's rewards for a split's unique sequences, keyed by weights, split and settings
+
+So a member trained for one experiment (or one figure) is reused by every other that asks for the same member,
+and a model scores a split once however many experiments evaluate it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from warm.config import InitConfig, TrainConfig, to_dict
+from warm.data.alpacaeval import PoolSplitSpec, build_splits, read_pool, split_stats
+from warm.data.formats import PreferenceData, load_preferences
+from warm.data.sources import write_jsonl
+from warm.data.tokenize import TokenizedPairs, tokenize_pairs
+from warm.experiments.config import ExperimentConfig
+from warm.fileio import read_json, sha256_file, sha256_json, write_json
+from warm.models.init import INIT_META, build_init, weights_fingerprint
+from warm.models.loading import load_tokenizer
+
+SPLITS = ("train", "val", "test_id", "test_ood")
+
+
+class Workspace:
+    def __init__(self, root: str | Path, config: ExperimentConfig, progress: bool = True):
+        self.root = Path(root)
+        self.config = config
+        self.progress = progress
+        self._data: dict[str, Path] | None = None
+        self._loaded: dict[str, PreferenceData] = {}
+        self._tokenized: dict[str, TokenizedPairs] = {}
+
+    # ---- data -------------------------------------------------------------------------------------------
+    def data_files(self) -> dict[str, Path]:
+        """The pool splits for this config, built once (train, val, test_id, test_ood)."""
+        if self._data is not None:
+            return self._data
+        spec = to_dict(self.config.data)
+        out = self.root / "data" / sha256_json(spec)[:16]
+        if not (out / "stats.json").exists():
+            d = self.config.data
+            specs = [PoolSplitSpec("train", "train", "train", d.n_train, d.length_balanced_train),
+                     PoolSplitSpec("val", "train", "val", d.n_val),
+                     PoolSplitSpec("test_id", "train", "heldout", d.n_test),
+                     PoolSplitSpec("test_ood", "ood", "heldout", d.n_test)]
+            built = build_splits(read_pool(d.source), specs, seed=d.seed, heldout_fraction=d.heldout_fraction,
+                                 val_fraction=d.val_fraction)
+            stats = {"config": spec, "source_sha256": sha256_file(d.source), "splits": {}}
+            for name in SPLITS:
+                write_jsonl(out / f"{name}.jsonl.gz", built["splits"][name])
+                stats["splits"][name] = split_stats(built["splits"][name])
+            write_json(out / "stats.json", stats)
+        self._data = {name: out / f"{name}.jsonl.gz" for name in SPLITS}
+        return self._data
+
+    def split(self, name: str, limit: int | None = None) -> PreferenceData:
+        key = f"{name}:{limit}"
+        if key not in self._loaded:
+            source = self.data_files()[name] if name in SPLITS else Path(name)
+            self._loaded[key] = load_preferences(str(source), limit=limit)
+        return self._loaded[key]
+
+    # ---- models -----------------------------------------------------------------------------------------
+    def init(self, model: str | None = None, head_seed: int | None = None) -> Path:
+        t = self.config.training
+        config = InitConfig(out="", model=model or t.model, head_seed=t.head_seed if head_seed is None else head_seed)
+        out = self.root / "inits" / sha256_json({**to_dict(config), "out": None})[:16]
+        if not (out / INIT_META).exists():
+            build_init(dataclasses.replace(config, out=str(out), force=True), progress=self.progress)
+        return out
+
+    def member(self, init: Path, data: Path, lr: float, dropout: float, seed: int, *, epochs: float | None = None,
+               corrupt: float = 0.0, corrupt_seed: int = 0, limit: int | None = None,
+               checkpoints: tuple[float, ...] = ()) -> Path:
+        """One member, trained once: a one-member `warm train` run cached by the hash of its config."""
+        from warm.train.launcher import run_training
+
+        t = self.config.training
+        config = TrainConfig(init=(str(init),), data=str(data), out="", members=1, lr=(lr,), dropout=(dropout,),
+                             seed=seed, epochs=t.epochs if epochs is None else epochs, batch_size=t.batch_size,
+                             max_length=t.max_length, warmup_ratio=t.warmup_ratio, precision=t.precision,
+                             corrupt=corrupt, corrupt_seed=corrupt_seed, limit=limit, checkpoints=checkpoints)
+        key = {**to_dict(config), "out": None, "data_sha256": sha256_file(data)}
+        run = self.root / "members" / sha256_json(key)[:16]
+        member_dir = run / "members" / "m00"
+        if not (member_dir / "warm_member.json").exists():
+            run_training(dataclasses.replace(config, out=str(run)), progress=self.progress)
+        return member_dir
+
+    def member_checkpoints(self, init: Path, data: Path, lr: float, dropout: float, seed: int,
+                           fraction: float = 0.5) -> tuple[Path, Path]:
+        """(the member part-way through its run, the finished member): two checkpoints of ONE run."""
+        member = self.member(init, data, lr, dropout, seed, checkpoints=(fraction,))
+        (middle,) = sorted((member / "checkpoints").iterdir())
+        return middle, member
+
+    def sft_inits(self, steps: tuple[int, ...], lr: float = 5e-5) -> list[Path]:
+        """Shared inits from checkpoints of ONE continued-LM run (`warm sft`) on the training split's text: the
+        Baklava variant's starting points. Only training instructions are used, so test text stays unseen."""
+        from warm.train.sft import SFTConfig, checkpoint_dir, run_sft
+
+        t = self.config.training
+        config = SFTConfig(out="", data=str(self.data_files()["train"]), save_steps=tuple(steps), model=t.model,
+                           lr=lr, batch_size=t.batch_size, max_length=t.max_length, precision=t.precision)
+        out = self.root / "sft" / sha256_json({**to_dict(config), "out": None,
+                                                "data_sha256": sha256_file(self.data_files()["train"])})[:16]
+        if not all((checkpoint_dir(out, step) / "warm_sft.json").exists() for step in steps):
+            run_sft(dataclasses.replace(config, out=str(out)), progress=self.progress)
+        return [self.init(model=str(checkpoint_dir(out, step))) for step in steps]
+
+    def merged(self, members: list[Path], weights: list[float] | None = None) -> Path:
+        from warm.merge.merge import merge_models
+
+        key = {"members": [str(Path(m).resolve()) for m in members], "weights": weights}
+        out = self.root / "merged" / sha256_json(key)[:16]
+        if not (out / "warm_merge.json").exists():
+            merge_models([str(m) for m in members], out, weights=weights, force=True, progress=False)
+        return out
+
+    # ---- scores -----------------------------------------------------------------------------------------
+    def tokenized(self, split: str, data: PreferenceData) -> TokenizedPairs:
+        if split not in self._tokenized:
+            tokenizer = load_tokenizer(str(self.init()))
+            self._tokenized[split] = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected,
+                                                    self.config.training.max_length)
+        return self._tokenized[split]
+
+    def pair_scores(self, model_dir: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(chosen rewards, rejected rewards) of a model on a split, from the score cache when possible."""
+        from warm.models.precision import resolve_precision
+        from warm.score.scorer import RewardModelScorer, default_device
+
+        data = self.split(split, limit)
+        pairs = self.tokenized(f"{split}:{limit}", data)
+        t = self.config.training
+        precision = resolve_precision(t.precision, default_device())
+        key = sha256_json({"weights": weights_fingerprint(model_dir), "split": split, "limit": limit,
+                           "data": sha256_file(self.data_files()[split] if split in SPLITS else split),
+                           "max_length": t.max_length, "precision": precision})
+        path = self.root / "scores" / f"{key[:24]}.npy"
+        if path.exists():
+            scores = np.load(path)
+        else:
+            scorer = RewardModelScorer(str(model_dir), max_length=t.max_length, precision=precision)
+            scores = scorer.score_sequences(pairs.sequences, progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, scores)
+            tmp.replace(path)
+        return scores[pairs.chosen_index], scores[pairs.rejected_index]
+
+
+def load_metrics(out_dir: Path) -> dict:
+    return read_json(out_dir / "metrics.json")

@@ -1,0 +1,138 @@
+"""The FastAPI application: routes, auth and error shapes around one scorer and its micro-batcher.
+
+Endpoints (README, "Serving"):
+    POST /get_reward   OpenRLHF's remote reward model API: {"query": [...], "prompts"?: [...], "labels"?: [...]}
+                       -> {"rewards": [...], "scores": [...], "extra_logs": {...}}
+    POST /v1/score     {"pairs": [{"prompt", "response"}, ...], "return_members"?: bool} -> {"rewards": [...],
+                       and with return_members: "member_names", "members" (M x N) and "std" (N)}
+    GET  /health       liveness and batcher counters; never needs the key (for load balancers and probes)
+    GET  /v1/info      what is served: spec, kind, members, WARM merge weights, limits, precision, version
+
+Every error is JSON `{"detail": one line, "field": the field at fault or null}`: 401 wrong or missing key,
+413 over a size limit, 422 malformed body, 500 scorer failure (the server keeps serving), 503 shutting down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import warm
+from warm.serve.batcher import BatcherClosed, MicroBatcher
+from warm.serve.bodies import (
+    ApiError, RewardRequest, ScoreRequest, parse_body, read_body, reward_request_pairs, score_request_pairs,
+)
+from warm.serve.scoring import describe, is_ensemble, make_score_fn, member_names
+from warm.serve.settings import ServeSettings
+
+log = logging.getLogger("warm.serve")
+
+
+def _key_checker(api_key: str | None):
+    """A dependency that refuses (401) requests without the key, given as a bearer token or X-API-Key."""
+    # Starlette decodes header bytes as latin-1; encoding back gives the bytes the client sent, which for a
+    # non-ASCII key are its UTF-8 bytes.
+    expected = api_key.encode("utf-8") if api_key is not None else None
+
+    def check_key(request: Request) -> None:
+        if expected is None:
+            return
+        offered = []
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            offered.append(token.strip())
+        if "x-api-key" in request.headers:
+            offered.append(request.headers["x-api-key"].strip())
+        # compare_digest: the time taken does not reveal how much of a guessed key was right.
+        if not any(hmac.compare_digest(o.encode("latin-1", "replace"), expected) for o in offered):
+            what = "wrong API key" if offered else "missing API key"
+            raise ApiError(401, f"{what}: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                           field="Authorization", headers={"WWW-Authenticate": "Bearer"})
+
+    return check_key
+
+
+def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
+    """The reward server for `scorer` (any warm Scorer: one model, a WARM merge, an ensemble).
+
+    The micro-batcher starts and stops with the app's lifespan: under uvicorn, a graceful shutdown first waits
+    for in-flight HTTP requests, then the batcher finishes anything still queued before the process exits.
+    (With Starlette's TestClient, use it as a context manager so the lifespan runs.)
+    """
+    settings = settings or ServeSettings()
+    batcher = MicroBatcher(make_score_fn(scorer), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms)
+    info = describe(scorer, settings)
+    names = member_names(scorer)
+    ensemble = is_ensemble(scorer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.close()
+
+    app = FastAPI(title="warm reward server", version=warm.__version__, lifespan=lifespan)
+    app.state.batcher, app.state.scorer, app.state.settings = batcher, scorer, settings
+    authorised = [Depends(_key_checker(settings.api_key))]
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.payload(), status_code=exc.status, headers=exc.headers)
+
+    async def score(pairs: list[tuple[str, str]]) -> np.ndarray:
+        """[N, 1 + M] rows through the batcher: the reward, then each member's."""
+        try:
+            rows = await batcher.submit(pairs)
+        except BatcherClosed as exc:
+            raise ApiError(503, str(exc)) from None
+        except Exception as exc:  # the scorer failed on this request: report it, keep serving the others
+            log.exception("scoring %d items failed", len(pairs))
+            raise ApiError(500, f"scoring failed: {type(exc).__name__}: {exc}") from None
+        return np.asarray(rows, dtype=np.float32).reshape(len(pairs), -1)
+
+    def disagreement(rows: np.ndarray) -> list[float]:
+        # Population std over members, the convention of warm.score.reductions (0 for one model).
+        return rows[:, 1:].std(axis=1).tolist()
+
+    @app.post("/get_reward", dependencies=authorised)
+    async def get_reward(request: Request) -> JSONResponse:
+        body = parse_body(RewardRequest, await read_body(request, settings.max_body_bytes))
+        pairs = reward_request_pairs(body, settings)
+        rows = await score(pairs)
+        rewards = rows[:, 0].tolist()
+        # OpenRLHF logs each extra_logs entry (one value per item) to its tracker: the members' disagreement, and
+        # whether each query was split at its prompt (a fallback to the whole query shows there, not silently).
+        extra = {"member_std": disagreement(rows)} if ensemble else {}
+        if body.prompts is not None:
+            extra["prompt_split"] = [1.0 if prompt else 0.0 for prompt, _ in pairs]
+        return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra})
+
+    @app.post("/v1/score", dependencies=authorised)
+    async def score_pairs(request: Request) -> JSONResponse:
+        body = parse_body(ScoreRequest, await read_body(request, settings.max_body_bytes))
+        rows = await score(score_request_pairs(body, settings))
+        out: dict = {"rewards": rows[:, 0].tolist()}
+        if body.return_members:
+            out.update(member_names=names, members=rows[:, 1:].T.tolist(), std=disagreement(rows))
+        return JSONResponse(out)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        status = "draining" if batcher.closing else "ok"
+        return JSONResponse({
+            "status": status, "model": scorer.name, "scorer_calls": batcher.calls,
+            "items_scored": batcher.items_scored, "failures": batcher.failures, "pending_items": batcher.pending_items,
+        }, status_code=200 if status == "ok" else 503)
+
+    @app.get("/v1/info", dependencies=authorised)
+    async def model_info() -> JSONResponse:
+        return JSONResponse(info)
+
+    return app

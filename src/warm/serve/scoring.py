@@ -1,0 +1,121 @@
+"""The scorer as the server uses it: built from a spec, called once per micro-batch, described for /v1/info.
+
+Scores are the offline scorer's: texts are tokenised by `warm.data.tokenize.encode_pair` with the scorer's own
+tokenizer and max_length (what `Scorer.score_texts` does), then scored by the scorer's `score_sequences` (one
+model) or `score_member_sequences` + `warm.score.reductions.reduce_scores` (an ensemble, which is exactly how
+`EnsembleScorer.score_sequences` reduces). The ensemble path always keeps the member rows: they were computed
+anyway, and a micro-batch mixes requests that asked for them with requests that did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import warm
+from warm.data.tokenize import encode_pair
+from warm.errors import WarmError
+from warm.fileio import read_json
+from warm.merge.merge import MERGE_FILE
+from warm.models.loading import resolve_model_path
+from warm.score.reductions import reduce_scores
+from warm.score.spec import parse_scorer_spec
+from warm.serve.settings import ServeSettings
+
+# The parts of warm_merge.json a client may want to see (the rest is shard bookkeeping).
+_MERGE_KEYS = ("method", "members", "weights", "init_fingerprint", "created", "warm_version")
+
+
+def is_ensemble(scorer) -> bool:
+    return hasattr(scorer, "score_member_sequences") and hasattr(scorer, "members")
+
+
+def make_score_fn(scorer) -> Callable[[list[tuple[str, str]]], np.ndarray]:
+    """fn(pairs) -> float32 [N, 1 + M]: column 0 the reward, then one column per member (M = 1 for one model).
+
+    Runs on the batcher's worker thread, tokenisation included, so the event loop never tokenises.
+    """
+
+    def score(pairs: list[tuple[str, str]]) -> np.ndarray:
+        seqs = [encode_pair(scorer.tokenizer, prompt, response, scorer.max_length) for prompt, response in pairs]
+        if is_ensemble(scorer):
+            members = np.asarray(scorer.score_member_sequences(seqs), dtype=np.float32)  # [M, N]
+            reward = reduce_scores(members, scorer.reduction, scorer.lam).astype(np.float32)
+            return np.column_stack([reward, members.T])
+        reward = np.asarray(scorer.score_sequences(seqs), dtype=np.float32)
+        return np.column_stack([reward, reward])  # one model is its own single member
+
+    return score
+
+
+def member_scorers(scorer) -> list:
+    return list(scorer.members) if is_ensemble(scorer) else [scorer]
+
+
+def member_names(scorer) -> list[str]:
+    """Short names (directory names) of the members; their paths when two share a directory name."""
+    members = member_scorers(scorer)
+    names = [getattr(m, "name", str(i)) for i, m in enumerate(members)]
+    if len(set(names)) < len(names):
+        names = [getattr(m, "path", name) for m, name in zip(members, names)]
+    return names
+
+
+def _merge_record(path: str | None) -> dict | None:
+    """The WARM merge a model directory came from (its warm_merge.json), or None for any other model."""
+    if path is None:
+        return None
+    merge_file = Path(resolve_model_path(path)) / MERGE_FILE
+    if not merge_file.is_file():
+        return None
+    try:
+        record = read_json(merge_file)
+    except WarmError as exc:
+        return {"error": str(exc)}
+    return {key: record.get(key) for key in _MERGE_KEYS}
+
+
+def describe(scorer, settings: ServeSettings) -> dict:
+    """The /v1/info payload: what is served, how, and within which limits (computed once, at start-up)."""
+    members = member_scorers(scorer)
+    first = members[0]
+    return {
+        "spec": settings.spec or scorer.name,
+        "name": scorer.name,
+        "kind": "ensemble" if is_ensemble(scorer) else "model",
+        "reduction": getattr(scorer, "reduction", None),
+        "lam": getattr(scorer, "lam", None) if getattr(scorer, "reduction", None) == "mean_minus_std" else None,
+        "members": [
+            {"name": name, "path": getattr(m, "path", None), "merge": _merge_record(getattr(m, "path", None))}
+            for name, m in zip(member_names(scorer), members)
+        ],
+        "forward_passes_per_item": len(members),
+        "max_length": scorer.max_length,
+        "precision": getattr(first, "precision", None),
+        "device": str(getattr(first, "device", "")) or None,
+        "max_batch": settings.max_batch,
+        "max_wait_ms": settings.max_wait_ms,
+        "max_items": settings.max_items,
+        "max_chars": settings.max_chars,
+        "max_body_bytes": settings.max_body_bytes,
+        "auth": settings.auth,
+        "warm_version": warm.__version__,
+    }
+
+
+def load_scorer(spec: str, *, max_batch: int, max_length: int, precision: str, device: str | None):
+    """The scorer `spec` names, with one forward batch per micro-batch, checked and warmed up.
+
+    Checked here rather than per request: a `max_length` beyond a member's position embeddings would make every
+    request fail with a 500; the warm-up pays oneDNN's first-call set-up before the first client does.
+    """
+    scorer = parse_scorer_spec(spec, batch_size=max_batch, max_length=max_length, precision=precision, device=device)
+    for member in member_scorers(scorer):
+        limit = getattr(member.model.config, "max_position_embeddings", None)
+        if limit is not None and max_length > limit:
+            raise WarmError(f"--max-length {max_length} exceeds the {limit} positions of {member.path}; "
+                            f"pass --max-length {limit} or less")
+    make_score_fn(scorer)([("warm-up", "warm-up")])
+    return scorer

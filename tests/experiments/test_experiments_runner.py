@@ -1,0 +1,111 @@
+"""The experiments runner end to end on a tiny model and tiny pool splits (seconds), and its caches."""
+
+import json
+
+import pytest
+import yaml
+
+from warm.errors import WarmError
+from warm.experiments.config import load_experiment
+from warm.experiments.runner import run_experiment
+
+POOL = "../shared/data/alpacaeval_gold/responses.jsonl.gz"
+
+
+def _config(tmp_path, tiny_backbone_dir, name, kind, params, **data):
+    from pathlib import Path
+
+    if not Path(POOL).exists():
+        pytest.skip("shared/ pool not beside the checkout")
+    cfg = {"name": name, "kind": kind, "eval_train_pairs": 16, "n_boot": 50,
+           "data": {"source": POOL, "n_train": 24, "n_val": 12, "n_test": 20, **data},
+           "training": {"model": str(tiny_backbone_dir), "epochs": 1, "batch_size": 8, "max_length": 32,
+                        "precision": "fp32"},
+           "params": params}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_corruption_sweep_runs_caches_and_replots(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "sweep", "corruption_sweep",
+                   {"fractions": [0.0, 0.25], "group": {"members": 2, "lr": [1e-3], "dropout": [0.1]}})
+    root = tmp_path / "ws"
+    metrics = run_experiment(path, root=root, progress=False)
+    levels = metrics["levels"]
+    assert [lv["fraction"] for lv in levels] == [0.0, 0.25]
+    corrupted = levels[1]["splits"]["train"]
+    assert corrupted["subset_sizes"]["corrupted"] == 4  # 25% of the 16 evaluated training pairs (24 trained)
+    assert {"m00", "m01", "WA", "ENS"} <= set(corrupted["scorers"])
+    assert "WA - ENS" in corrupted["comparisons"]
+    assert (root / "sweep" / "sweep.png").exists() and (root / "sweep" / "section.md").exists()
+    members_before = sorted(p.name for p in (root / "members").iterdir())
+    assert len(members_before) == 4  # 2 levels x 2 members
+    # A second experiment asking for the same members trains nothing new and scores nothing new.
+    scores_before = len(list((root / "scores").iterdir()))
+    path2 = _config(tmp_path, tiny_backbone_dir, "single", "corruption",
+                    {"fractions": [0.25], "group": {"members": 2, "lr": [1e-3], "dropout": [0.1]}})
+    single = run_experiment(path2, root=root, progress=False)
+    assert sorted(p.name for p in (root / "members").iterdir()) == members_before
+    assert len(list((root / "scores").iterdir())) == scores_before
+    assert single["levels"][0]["splits"]["id"]["scorers"]["WA"] == corrupted_level(metrics)["splits"]["id"]["scorers"]["WA"]
+    assert sum(single["histogram"]["groups"]["train corrupted"]["counts"]) <= 4
+    # Re-plotting reads the JSON only.
+    (root / "single" / "wa_minus_ens_margin.png").unlink()
+    run_experiment(path2, root=root, replot=True, progress=False)
+    assert (root / "single" / "wa_minus_ens_margin.png").exists()
+    assert json.loads((root / "single" / "metrics.json").read_text())["run"]["scale"] == 1.0
+
+
+def corrupted_level(metrics):
+    return next(lv for lv in metrics["levels"] if lv["fraction"] == 0.25)
+
+
+def test_num_members_orders(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "nm", "num_members",
+                   {"group": {"members": 3, "lr": [1e-3, 5e-4], "dropout": [0.1]}})
+    metrics = run_experiment(path, root=tmp_path / "ws", progress=False)
+    val = metrics["val_accuracy"]
+    orders = metrics["orders"]
+    assert orders["best-first"] == sorted(val, key=lambda n: (-val[n], n))
+    assert orders["worst-first"] == orders["best-first"][::-1]
+    rows = metrics["splits"]["test_id"]["orders"]["best-first"]
+    assert [r["M"] for r in rows] == [1, 2, 3]
+    # M = 1: the weight average of one member is that member, so WA and ENS agree exactly.
+    assert rows[0]["WA"]["all"]["accuracy"] == rows[0]["ENS"]["all"]["accuracy"]
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: corruption\ndata: {n_trian: 5}\n")
+    with pytest.raises(WarmError, match=r"data: unknown key\(s\) n_trian"):
+        load_experiment(bad)
+    bad.write_text("name: x\nkind: nope\n")
+    with pytest.raises(WarmError, match="unknown experiment kind 'nope'"):
+        run_experiment(bad, root=tmp_path / "ws", progress=False)
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    for path in sorted(Path("experiments").glob("*.yaml")):
+        config = load_experiment(path)
+        assert path.read_text().startswith(f"# warm experiment {path}"), path
+        from warm.experiments.runner import kind_module
+
+        kind_module(config.kind)
+
+
+def test_lmc_diversity_all_sources(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "lmc", "lmc_diversity",
+                   {"lr": 1e-3, "lr_b": 5e-4, "lambdas": [0.0, 0.5, 1.0], "sft_steps": [2, 3]})
+    metrics = run_experiment(path, root=tmp_path / "ws", progress=False)
+    assert set(metrics["sources"]) == {"checkpoints", "data_order", "learning_rate", "baklava"}
+    for source, curves in metrics["sources"].items():
+        ood = curves["splits"]["ood"]["curves"]
+        assert [p["lambda"] for p in ood] == [0.0, 0.5, 1.0]
+        assert ood[0]["wa"]["accuracy"] == ood[0]["ens"]["accuracy"]  # λ = 0 is model A either way
+        assert "length_balanced" in ood[1]
+    a, b = metrics["sources"]["checkpoints"]["models"].values()
+    assert "checkpoints/step-" in a and b.endswith("members/m00")
+    assert (tmp_path / "ws" / "lmc" / "lmc.png").exists()
