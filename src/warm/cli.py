@@ -11,9 +11,8 @@ import click
 
 from warm import __version__
 from warm.config import InitConfig, TrainConfig, click_options, from_dict
-from warm.cli_util import parse_named, user_errors
+from warm.cli_util import evaluation_options, parse_named, user_errors
 from warm.errors import WarmError
-from warm.models.precision import PRECISIONS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -108,13 +107,7 @@ def merge_command(members, out, weights, allow_mixed_init, max_shard_size, lora_
                    "mean_minus_std or mean_minus_std=LAMBDA) to change the reduction. Repeatable.")
 @click.option("--data", "splits", multiple=True, required=True, help="NAME=FILE of a preference split. Repeatable.")
 @click.option("--out", required=True, help="Metrics JSON to write.")
-@click.option("--max-length", default=160, show_default=True, help="Token budget per (prompt, response).")
-@click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass.")
-@click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split.")
-@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
-@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
-              help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
+@evaluation_options
 @user_errors
 def eval_command(models, ensembles, splits, out, max_length, batch_size, limit, n_boot, seed, precision) -> None:
     """Pairwise accuracy of models, ensemble members and ensembles on each split, with bootstrap intervals."""

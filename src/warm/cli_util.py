@@ -8,6 +8,7 @@ import sys
 import click
 
 from warm.errors import WarmError
+from warm.models.precision import PRECISIONS
 
 
 def user_errors(func):
@@ -35,3 +36,19 @@ def parse_named(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise WarmError(f"{what}: the name {name!r} is given twice")
         parsed[name] = value
     return parsed
+
+
+def evaluation_options(func):
+    """The options every command that scores preference splits shares (warm eval, warm lmc)."""
+    options = [
+        click.option("--max-length", default=160, show_default=True, help="Token budget per (prompt, response)."),
+        click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass."),
+        click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split."),
+        click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals."),
+        click.option("--seed", default=0, show_default=True, help="Bootstrap seed."),
+        click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
+                     help="Scoring precision: bf16 autocast where supported (auto), or fp32."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

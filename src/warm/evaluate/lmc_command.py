@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import click
 
-from warm.cli_util import parse_named, user_errors
+from warm.cli_util import evaluation_options, parse_named, user_errors
 from warm.errors import WarmError
-from warm.models.precision import PRECISIONS
 
 
 def parse_lambdas(text: str) -> list[float]:
@@ -31,13 +30,7 @@ def parse_lambdas(text: str) -> list[float]:
               help="Comma-separated interpolation weights in [0, 1]; 0 is A and 1 is B, both always included. "
                    "Default: 0, 0.1, ..., 1.")
 @click.option("--out", required=True, help="Directory for lmc.json and lmc.png.")
-@click.option("--max-length", default=160, show_default=True, help="Token budget per (prompt, response).")
-@click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass.")
-@click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split.")
-@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
-@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
-              help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
+@evaluation_options
 @user_errors
 def lmc_command(model_a, model_b, splits, lambdas, out, max_length, batch_size, limit, n_boot, seed, precision) -> None:
     """Accuracy along the weight interpolation (1-λ)·A + λ·B (WA), the prediction ensemble (ENS) and the chord
