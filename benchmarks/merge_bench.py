@@ -35,7 +35,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -44,7 +43,6 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -352,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = datetime.datetime.now(datetime.timezone.utc)
     base = cached_smollm2()
-    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "started": started.isoformat(timespec="seconds"),
+    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
+               "started": started.isoformat(timespec="seconds"),
                "machine": machine(), "versions": versions(args), "base": source_of(base), "cache": args.cache,
                "noise_rel_std": args.noise, "seed": args.seed, "repeats": args.repeats, "runs": []}
     print(f"base model: {base} ({results['base']['source']})", flush=True)
@@ -361,14 +360,16 @@ def main(argv: list[str] | None = None) -> dict:
           f"{disk['read_page_cache_MBps']:.0f} MB/s (page cache)", flush=True)
 
     for layout in layouts:
-        members_all = make_members(base, args.out / "members", max(counts), args.noise, args.seed, layout, args.shard_mb)
+        members_all = make_members(base, args.out / "members", max(counts), args.noise, args.seed, layout,
+                                   args.shard_mb)
         shard_bytes = args.shard_mb * 1000 * 1000 if layout == "sharded" else None
         size = dir_bytes(members_all[0])
         for m_index, count in enumerate(counts):
             members = members_all[:count]
             files = [f for member in members for f in weight_files(member)]
             row = {"layout": layout, "M": count, "member_bytes": size, "bytes_read": count * size,
-                   "io_bound_s": count * size / (disk["read_cold_MBps"] * 1e6) + size / (disk["write_fsync_MBps"] * 1e6),
+                   "io_bound_s": (count * size / (disk["read_cold_MBps"] * 1e6)
+                                  + size / (disk["write_fsync_MBps"] * 1e6)),
                    "tools": {}}
             samples: dict[str, list] = {tool: [] for tool in tools}
             outputs = {tool: args.out / "outputs" / f"{layout}-M{count}-{tool}" for tool in tools}

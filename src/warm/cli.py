@@ -15,7 +15,23 @@ from warm.cli_util import evaluation_options, parse_named, user_errors
 from warm.errors import WarmError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """A click group whose listed commands are imported on first use, so `warm merge` does not pay for importing
+    transformers, peft or FastAPI (the pattern from click's documentation on lazily loading subcommands)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="warm")
 def app() -> None:
     """warm: Weight Averaged Reward Models (Ramé et al., 2024, arXiv 2401.12187).
@@ -129,16 +145,13 @@ def demo_command(out, fast, force) -> None:
     run_demo(Path(out), fast=fast, force=force)
 
 
-# Commands that live beside their stage (each module keeps its own options and help).
-from warm.evaluate.lmc_command import lmc_command  # noqa: E402
-from warm.experiments.runner import experiment_command  # noqa: E402
-from warm.serve.command import serve_command  # noqa: E402
-from warm.train.sft_command import sft_command  # noqa: E402
-
-app.add_command(lmc_command)
-app.add_command(experiment_command)
-app.add_command(sft_command)
-app.add_command(serve_command)
+# Commands that live beside their stage, imported only when run or asked for help (see LazyGroup).
+LAZY_COMMANDS = {
+    "lmc": "warm.evaluate.lmc_command:lmc_command",
+    "experiment": "warm.experiments.runner:experiment_command",
+    "serve": "warm.serve.command:serve_command",
+    "sft": "warm.train.sft_command:sft_command",
+}
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -8,7 +8,7 @@ import sys
 import click
 
 from warm.errors import WarmError
-from warm.models.precision import PRECISIONS
+from warm.models import PRECISIONS
 
 
 def user_errors(func):

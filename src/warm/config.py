@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from warm.errors import WarmError
-from warm.models.loading import DEFAULT_BACKBONE
+from warm.models import DEFAULT_BACKBONE
 
 C = TypeVar("C")
 

@@ -117,7 +117,8 @@ def test_an_index_naming_a_tensor_its_shard_lacks_is_named(sharded, tmp_path):
     wrong = next(f for f in sorted(set(index["weight_map"].values())) if f != index["weight_map"][name])
     index["weight_map"][name] = wrong
     index_path.write_text(json.dumps(index))
-    with pytest.raises(WarmError, match=re.escape(f"{sharded[2] / wrong}: lacks tensor {name} that {INDEX_FILE} says it holds")):
+    message = f"{sharded[2] / wrong}: lacks tensor {name} that {INDEX_FILE} says it holds"
+    with pytest.raises(WarmError, match=re.escape(message)):
         merge_models(sharded, tmp_path / "out", progress=False)
 
 

@@ -5,8 +5,8 @@ RAM. Like mergekit's `io/` (a lazy per-tensor loader and a `TensorWriter` that f
 reader here opens each safetensors file lazily (`safe_open` validates it and `get_slice` reads only headers),
 so shapes and dtypes of every member are checked before any weight is read.
 
-Weights are read with pread(2) into tensors the caller owns, not through a memory map: pages of a mapped file
-that were touched stay in the process (its resident set) until the map is closed, so streaming M memory-mapped
+Weights are read with plain read(2) calls into tensors the caller owns, not through a memory map: touched pages
+of a mapped file stay in the process (its resident set) until the map is closed, so streaming M memory-mapped
 members grows to M models of RSS although only one tensor per member is in use (mergekit's lazy loader shows it:
 benchmarks/merge_bench.py). `get_rows` reads a block of rows, so a merge can go through a large tensor (an
 embedding) in pieces. Given the output layout up front, the writer streams each tensor to its shard file as it
@@ -161,17 +161,15 @@ class CheckpointReader:
             begin, end = begin + start * row_bytes, begin + stop * row_bytes
             shape = (stop - start, *shape[1:])
         buffer = torch.empty(end - begin, dtype=torch.uint8)
-        if end > begin:
+        if end > begin:  # unbuffered: one read(2) straight into the tensor's memory
             view, done = memoryview(buffer.numpy()), 0
-            fd = os.open(self.path / file, os.O_RDONLY)
-            try:
+            with open(self.path / file, "rb", buffering=0) as handle:
+                handle.seek(begin)
                 while done < len(view):
-                    count = os.preadv(fd, [view[done:]], begin + done)
-                    if count == 0:
+                    count = handle.readinto(view[done:])
+                    if not count:
                         raise WarmError(f"{self.path / file}: ends inside tensor {name} (truncated file)")
                     done += count
-            finally:
-                os.close(fd)
         return buffer.view(dtype).reshape(shape)
 
     def _data_range(self, file: str, name: str) -> tuple[int, int]:
@@ -306,7 +304,8 @@ class CheckpointWriter:
         if self._layout is not None and self._next < len(self._layout):
             self._close_file()
             missing = self._layout[self._next][1]
-            raise WarmError(f"{len(self._layout) - self._next} tensors of the output layout not written (first: {missing})")
+            left = len(self._layout) - self._next
+            raise WarmError(f"{left} tensors of the output layout not written (first: {missing})")
         if not self._written:
             raise WarmError("no tensors to write")
         count = len(self._written)

@@ -16,7 +16,7 @@ from transformers.utils import logging as hf_logging
 
 from warm.errors import WarmError
 
-DEFAULT_BACKBONE = "packaged:all-MiniLM-L6-v2"
+from warm.models import DEFAULT_BACKBONE  # noqa: F401  (re-exported: the constant lives where importing it is cheap)
 
 
 def resolve_model_path(name_or_path: str) -> str:

@@ -14,7 +14,7 @@ import torch
 
 from warm.errors import WarmError
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from warm.models import PRECISIONS  # noqa: E402
 
 
 def bf16_supported(device: str | torch.device) -> bool:
