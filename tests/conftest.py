@@ -22,6 +22,16 @@ WORDS = (
     "write list explain tell me about cat dog water fire code python sure sorry cannot here"
 ).split()
 
+# A small constructed preference split (a prompt repeats, so some sequences are scored once for two pairs) with
+# corruption marks, shared by the evaluation tests.
+PROMPTS = ["what is a cat", "tell me about fire", "why", "write python code", "help me", "who are you",
+           "what is a cat", "explain water", "is this good", "how"]
+CHOSEN = ["a cat is an animal that says yes", "fire is hot", "because it is", "sure: print(1)", "here is help",
+          "i am a helpful answer", "a cat is an animal that says yes", "water is wet and good", "yes", "like this"]
+REJECTED = ["no", "fire is cold and wrong and bad", "sorry", "i cannot write code", "no help",
+            "who knows", "dog", "water is fire", "no it is terrible and bad", "how"]
+CORRUPTED = [False, True, False, False, True, False, False, True, False, False]
+
 
 def build_vocab() -> list[str]:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -23,13 +23,7 @@ from warm.merge.tensor_io import CheckpointReader
 from warm.report.figures import plot_lmc
 from warm.score.scorer import RewardModelScorer
 
-PROMPTS = ["what is a cat", "tell me about fire", "why", "write python code", "help me", "who are you",
-           "what is a cat", "explain water", "is this good", "how"]
-CHOSEN = ["a cat is an animal that says yes", "fire is hot", "because it is", "sure: print(1)", "here is help",
-          "i am a helpful answer", "a cat is an animal that says yes", "water is wet and good", "yes", "like this"]
-REJECTED = ["no", "fire is cold and wrong and bad", "sorry", "i cannot write code", "no help",
-            "who knows", "dog", "water is fire", "no it is terrible and bad", "how"]
-CORRUPTED = [False, True, False, False, True, False, False, True, False, False]
+from conftest import CHOSEN, CORRUPTED, PROMPTS, REJECTED  # noqa: E402  (the small shared split)
 OPTIONS = dict(max_length=32, batch_size=3, precision="fp32", n_boot=200, seed=0, progress=False)
 
 

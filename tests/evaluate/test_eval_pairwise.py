@@ -14,13 +14,7 @@ from warm.evaluate.pairwise import evaluate
 from warm.models.loading import load_tokenizer
 from warm.score.scorer import RewardModelScorer
 
-PROMPTS = ["what is a cat", "tell me about fire", "why", "write python code", "help me", "who are you",
-           "what is a cat", "explain water", "is this good", "how"]
-CHOSEN = ["a cat is an animal that says yes", "fire is hot", "because it is", "sure: print(1)", "here is help",
-          "i am a helpful answer", "a cat is an animal that says yes", "water is wet and good", "yes", "like this"]
-REJECTED = ["no", "fire is cold and wrong and bad", "sorry", "i cannot write code", "no help",
-            "who knows", "dog", "water is fire", "no it is terrible and bad", "how"]
-CORRUPTED = [False, True, False, False, True, False, False, True, False, False]
+from conftest import CHOSEN, CORRUPTED, PROMPTS, REJECTED  # noqa: E402  (the small shared split)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ response cut, from its end.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -69,12 +70,19 @@ def encode_pair_checked(
     return ids, was_cut
 
 
+# The template's shape is a property of the tokenizer, probed once per tokenizer (and pair/single), not per sequence.
+_ENDS_SPECIAL: "weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[bool, bool]]" = weakref.WeakKeyDictionary()
+
+
 def _template_ends_special(tokenizer: PreTrainedTokenizerBase, pair: bool) -> bool:
-    backend = tokenizer._tokenizer
-    probe_a = backend.encode("a", add_special_tokens=False)
-    probe_b = backend.encode("b", add_special_tokens=False)
-    ids = backend.post_process(probe_a, probe_b if pair else None, add_special_tokens=True).ids
-    return bool(ids) and ids[-1] in set(tokenizer.all_special_ids)
+    known = _ENDS_SPECIAL.setdefault(tokenizer, {})
+    if pair not in known:
+        backend = tokenizer._tokenizer
+        probe_a = backend.encode("a", add_special_tokens=False)
+        probe_b = backend.encode("b", add_special_tokens=False)
+        ids = backend.post_process(probe_a, probe_b if pair else None, add_special_tokens=True).ids
+        known[pair] = bool(ids) and ids[-1] in set(tokenizer.all_special_ids)
+    return known[pair]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from warm.data.formats import PreferenceData, load_preferences
 from warm.data.sources import write_jsonl
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.experiments.config import ExperimentConfig
-from warm.fileio import read_json, sha256_file, sha256_json, write_json
+from warm.fileio import sha256_file, sha256_json, write_json
 from warm.models.init import INIT_META, build_init, weights_fingerprint
 from warm.models.loading import load_tokenizer
 
@@ -39,6 +39,7 @@ class Workspace:
         self._data: dict[str, Path] | None = None
         self._loaded: dict[str, PreferenceData] = {}
         self._tokenized: dict[str, TokenizedPairs] = {}
+        self._digests: dict[tuple[str, Path], str] = {}
 
     # ---- data -------------------------------------------------------------------------------------------
     def data_files(self) -> dict[str, Path]:
@@ -144,8 +145,9 @@ class Workspace:
         pairs = self.tokenized(f"{split}:{limit}", data)
         t = self.config.training
         precision = resolve_precision(t.precision, default_device())
-        key = sha256_json({"weights": weights_fingerprint(model_dir), "split": split, "limit": limit,
-                           "data": sha256_file(self.data_files()[split] if split in SPLITS else split),
+        data_file = self.data_files()[split] if split in SPLITS else Path(split)
+        key = sha256_json({"weights": self._digest("weights", Path(model_dir)), "split": split, "limit": limit,
+                           "data": self._digest("file", data_file),
                            "max_length": t.max_length, "precision": precision})
         path = self.root / "scores" / f"{key[:24]}.npy"
         if path.exists():
@@ -160,5 +162,12 @@ class Workspace:
         return scores[pairs.chosen_index], scores[pairs.rejected_index]
 
 
-def load_metrics(out_dir: Path) -> dict:
-    return read_json(out_dir / "metrics.json")
+    def _digest(self, kind: str, path: Path) -> str:
+        """Hashes of weights and data files, computed once per workspace: score look-ups repeat them often and a
+        member's weights are tens of MB to read. Cached entries never go stale: every cached directory and
+        file is immutable once written."""
+        key = (kind, path.resolve())
+        if key not in self._digests:
+            self._digests[key] = weights_fingerprint(path) if kind == "weights" else sha256_file(path)
+        return self._digests[key]
+
