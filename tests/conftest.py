@@ -16,11 +16,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = (
-    "the a an is are was good bad great terrible answer question yes no please thank you help helpful "
-    "harmful correct wrong long short because it this that what how why when where who i we they "
-    "write list explain tell me about cat dog water fire code python sure sorry cannot here"
-).split()
+WORDS = ["the", "a", "an", "is", "are", "was", "good", "bad", "great", "terrible", "answer", "question", "yes", "no", "please", "thank", "you", "help", "helpful", "harmful", "correct", "wrong", "long", "short", "because", "it", "this", "that", "what", "how", "why", "when", "where", "who", "i", "we", "they", "write", "list", "explain", "tell", "me", "about", "cat", "dog", "water", "fire", "code", "python", "sure", "sorry", "cannot", "here"]
 
 # A small constructed preference split (a prompt repeats, so some sequences are scored once for two pairs) with
 # corruption marks, shared by the evaluation tests.
@@ -40,7 +36,11 @@ def build_vocab() -> list[str]:
 
 
 def make_tiny_model_dir(path: Path, seed: int = 0, hidden_dropout: float = 0.1) -> Path:
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -123,3 +123,55 @@ def write_pairs(path: Path, n: int = 24, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+# A tiny causal LM (the policy of best-of-N, RL and win-rate tests): WordLevel tokenizer over WORDS, a chat template
+# with [USER]/[BOT] markers, a Llama of hidden 32 and 2 layers. The same recipe as tests/apply/test_generate.py's.
+POLICY_SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "[USER]", "[BOT]"]
+POLICY_CHAT_TEMPLATE = ("{{ '<s>' }}{% for m in messages %}{{ '[USER]' if m['role'] == 'user' else '[BOT]' }} "
+                        "{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}[BOT]{% endif %}")
+
+
+def make_tiny_policy_dir(path: Path, chat_template: bool = True, seed: int = 0, eos_logit: float = 0.6,
+                         hidden_size: int = 32, num_layers: int = 2) -> Path:
+    """A tiny Llama causal LM with a WordLevel tokenizer built here (no downloads), saved as an HF directory.
+
+    `eos_logit` fills EOS's row of the LM head so that some samples finish within a few tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    vocab = {token: i for i, token in enumerate(POLICY_SPECIALS + sorted(set(WORDS + ["hot", "water", "fire"])))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<pad>",
+                                        additional_special_tokens=["[USER]", "[BOT]"])
+    if chat_template:
+        tokenizer.chat_template = POLICY_CHAT_TEMPLATE
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=num_layers, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=128, bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"],
+                         pad_token_id=vocab["<pad>"])
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight[vocab["</s>"]] = eos_logit
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: one thread is ~10x faster than two fighting other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def policy_dir(one_thread, tmp_path_factory) -> str:
+    """A tiny causal LM (the policy of generation and RL tests), one per test module."""
+    return str(make_tiny_policy_dir(tmp_path_factory.mktemp("policy") / "tiny-llama"))

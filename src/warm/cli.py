@@ -148,9 +148,13 @@ def demo_command(out, fast, force) -> None:
 # Commands that live beside their stage, imported only when run or asked for help (see LazyGroup).
 LAZY_COMMANDS = {
     "lmc": "warm.evaluate.lmc_command:lmc_command",
+    "rl": "warm.apply.rl_command:rl_command",
+    "bon": "warm.apply.bon_command:bon_command",
     "experiment": "warm.experiments.runner:experiment_command",
+    "generate": "warm.apply.generate_command:generate_command",
     "serve": "warm.serve.command:serve_command",
     "sft": "warm.train.sft_command:sft_command",
+    "winrate": "warm.apply.winrate_command:winrate_command",
 }
 
 

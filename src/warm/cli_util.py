@@ -38,6 +38,17 @@ def parse_named(values: tuple[str, ...], what: str) -> dict[str, str]:
     return parsed
 
 
+def parse_number_list(text: str, option: str, kind: type = float, what: str = "numbers") -> list:
+    """"0,0.5,1" -> [0.0, 0.5, 1.0] for a comma-separated option; a one-line error naming the option otherwise."""
+    try:
+        values = [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise WarmError(f"{option} {text!r}: expected comma-separated {what}") from None
+    if not values:
+        raise WarmError(f"{option}: no values given")
+    return values
+
+
 def evaluation_options(func):
     """The options every command that scores preference splits shares (warm eval, warm lmc)."""
     options = [

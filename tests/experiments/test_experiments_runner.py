@@ -109,3 +109,44 @@ def test_lmc_diversity_all_sources(tmp_path, tiny_backbone_dir):
     a, b = metrics["sources"]["checkpoints"]["models"].values()
     assert "checkpoints/step-" in a and b.endswith("members/m00")
     assert (tmp_path / "ws" / "lmc" / "lmc.png").exists()
+
+
+def test_best_of_n_on_heldout_candidates(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "bon", "best_of_n",
+                   {"group": {"members": 2, "lr": [1e-3], "dropout": [0.1]}, "fractions": [0.0],
+                    "warm_sizes": [2], "ens_sizes": [2], "reductions": ["mean", "min"], "tier": "ood",
+                    "n_prompts": 3})
+    root = tmp_path / "ws"
+    metrics = run_experiment(path, root=root, progress=False)
+    assert metrics["pool"]["prompts"] == 3 and metrics["pool"]["tier"] == "ood"
+    # every ood-tier generator answered every instruction: 20 candidates per prompt, N from 1 to 20
+    curves = metrics["levels"][0]["curves"]
+    assert curves["ns"] == [1, 2, 4, 8, 16, 20] and metrics["pool"]["candidates"] == 60
+    expected = {"m00", "m01", "WARM M=2", "ENS M=2 mean", "ENS M=2 min", "longest answer", "best member",
+                "oracle (gold)"}
+    assert set(curves["selectors"]) == expected
+    oracle = curves["selectors"]["oracle (gold)"]["points"]
+    assert all(p["gold"]["mean"] >= s["points"][i]["gold"]["mean"] - 1e-12
+               for s in curves["selectors"].values() for i, p in enumerate(oracle))
+    comps = metrics["levels"][0]["comparisons"]
+    assert {(c["a"], c["b"]) for c in comps} == {("WARM M=2", "ENS M=2 mean"), ("WARM M=2", "best member"),
+                                                 ("WARM M=2", "longest answer")}
+    assert (root / "bon" / "bon_0pct.png").exists() and "WARM M=2 − ENS M=2 mean" in (root / "bon" / "section.md").read_text()
+    # the held-out candidates are never training instructions
+    train = {json.loads(line)["prompt"] for line in _read_gz(next((root / "data").iterdir()) / "train.jsonl.gz")}
+    assert not train & {c for c in _pool_prompts(metrics)}
+
+
+def _read_gz(path):
+    import gzip
+
+    with gzip.open(path, "rt") as handle:
+        return [line for line in handle if line.strip()]
+
+
+def _pool_prompts(metrics):
+    from warm.data.alpacaeval import read_pool, split_instructions
+
+    rows = read_pool(POOL)
+    _, _, heldout = split_instructions(rows, 0, 0.2, 0.1)
+    return {r["instruction"] for r in rows if r["instruction_id"] in set(heldout)}

@@ -7,28 +7,27 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import build_vocab, write_pairs
 from safetensors.torch import load_file
 
-from conftest import build_vocab, write_pairs
 from warm.config import InitConfig
 from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.models.init import build_init
 from warm.models.loading import load_tokenizer
-from warm.train.sft import (SFT_META, SFTConfig, checkpoint_dir, lm_objective, load_sequences, masked_lm_head,
-                            masked_positions_loss, run_sft)
+from warm.train.sft import (
+    SFT_META,
+    SFTConfig,
+    checkpoint_dir,
+    lm_objective,
+    load_sequences,
+    masked_lm_head,
+    masked_positions_loss,
+    run_sft,
+)
 from warm.train.sft_command import sft_command
 
 TOPICS = ["cat", "dog", "water", "fire"]
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread is ~10x faster than two fighting other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_corpus(path, n=32):

@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import click
 
-from warm.cli_util import evaluation_options, parse_named, user_errors
-from warm.errors import WarmError
+from warm.cli_util import evaluation_options, parse_named, parse_number_list, user_errors
 
 
 def parse_lambdas(text: str) -> list[float]:
     """"0,0.25,0.5" -> [0.0, 0.25, 0.5]; the range is checked by warm.evaluate.interpolation.check_lambdas."""
-    try:
-        values = [float(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise WarmError(f"--lambdas {text!r}: expected comma-separated numbers in [0, 1]") from None
-    if not values:
-        raise WarmError("--lambdas: no values given")
-    return values
+    return parse_number_list(text, "--lambdas", float, "numbers in [0, 1]")
 
 
 @click.command("lmc")

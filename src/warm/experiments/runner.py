@@ -28,6 +28,7 @@ KINDS = {
     "corruption": "corruption",
     "corruption_sweep": "corruption",
     "num_members": "num_members",
+    "best_of_n": "best_of_n",
 }
 
 

@@ -139,26 +139,19 @@ class Workspace:
     def pair_scores(self, model_dir: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chosen rewards, rejected rewards) of a model on a split, from the score cache when possible."""
         from warm.models.precision import resolve_precision
-        from warm.score.scorer import RewardModelScorer, default_device
+        from warm.score.cache import cached_sequence_scores
+        from warm.score.scorer import default_device
 
         data = self.split(split, limit)
         pairs = self.tokenized(f"{split}:{limit}", data)
         t = self.config.training
         precision = resolve_precision(t.precision, default_device())
         data_file = self.data_files()[split] if split in SPLITS else Path(split)
-        key = sha256_json({"weights": self._digest("weights", Path(model_dir)), "split": split, "limit": limit,
-                           "data": self._digest("file", data_file),
-                           "max_length": t.max_length, "precision": precision})
-        path = self.root / "scores" / f"{key[:24]}.npy"
-        if path.exists():
-            scores = np.load(path)
-        else:
-            scorer = RewardModelScorer(str(model_dir), max_length=t.max_length, precision=precision)
-            scores = scorer.score_sequences(pairs.sequences, progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, scores)
-            tmp.replace(path)
+        scores = cached_sequence_scores(model_dir, pairs.sequences, self.root / "scores",
+                                        weights_digest=self._digest("weights", Path(model_dir)),
+                                        data_key={"split": split, "limit": limit, "data": self._digest("file", data_file)},
+                                        max_length=t.max_length, precision=precision,
+                                        progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
         return scores[pairs.chosen_index], scores[pairs.rejected_index]
 
 

@@ -82,7 +82,7 @@ def load_reward_model(
     else:
         kwargs["num_labels"] = 1
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             loaded = AutoModelForSequenceClassification.from_pretrained(
                 path, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
             )
@@ -98,6 +98,19 @@ def load_reward_model(
     return loaded
 
 
+def load_causal_lm(name_or_path: str, dtype: torch.dtype | None = None, trust_remote_code: bool = False):
+    """Load an `AutoModelForCausalLM` (a policy to sample from), in eval mode, with the same one-line errors."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    try:
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(path, exc) from None
+    return model.eval()
+
+
 def _pad_token_id_of(path: str, trust_remote_code: bool) -> int | None:
     try:
         return load_tokenizer(path, trust_remote_code=trust_remote_code).pad_token_id
@@ -106,7 +119,7 @@ def _pad_token_id_of(path: str, trust_remote_code: bool) -> int | None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Loading a reward model from a backbone always reports the new head as MISSING: that is the point of
     `warm init`, not a problem, so transformers' load report and weight-loading bars are silenced here."""
     previous = hf_logging.get_verbosity()

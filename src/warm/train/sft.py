@@ -40,7 +40,7 @@ from warm.errors import WarmError
 from warm.train.checkpoints import SaveAtSteps
 from warm.fileio import atomic_directory, read_json, sha256_json, write_json
 from warm.models.init import weights_fingerprint
-from warm.models.loading import DEFAULT_BACKBONE, _quiet_transformers, load_tokenizer, resolve_model_path
+from warm.models.loading import DEFAULT_BACKBONE, quiet_transformers, load_tokenizer, resolve_model_path
 from warm.models.precision import resolve_precision
 
 SFT_META = "warm_sft.json"
@@ -162,7 +162,7 @@ def _carried_tensors(source: str, model, trust_remote_code: bool) -> dict[str, t
     absent = set(skeleton.state_dict()) - set(model.base_model.state_dict())
     if not absent:
         return {}
-    with _quiet_transformers():
+    with quiet_transformers():
         base, info = AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code, output_loading_info=True)
     loaded = absent - set(info.get("missing_keys", ()))  # a tensor the base checkpoint lacks is not carried
     prefix = model.base_model_prefix
@@ -267,7 +267,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
 
     torch.manual_seed(config.seed)  # an LM head missing from the checkpoint (MiniLM ships none) is drawn now
     auto_class = AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = auto_class.from_pretrained(source, trust_remote_code=config.trust_remote_code,
                                                  output_loading_info=True)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:

@@ -35,12 +35,15 @@ class LMCParams:
 
 def _pair(ws: Workspace, source: str, p: LMCParams) -> tuple[Path, Path]:
     init, data = ws.init(), ws.data_files()["train"]
-    if source == "data_order":
-        return ws.member(init, data, p.lr, p.dropout, seed=0), ws.member(init, data, p.lr, p.dropout, seed=1)
-    if source == "learning_rate":
-        return ws.member(init, data, p.lr, p.dropout, seed=0), ws.member(init, data, p.lr_b, p.dropout, seed=0)
+    # One run with a half-way checkpoint is the "checkpoints" pair and, by its final weights, member A of the
+    # data-order and learning-rate pairs: one training run fewer, and the three sources share their A.
+    middle, a = ws.member_checkpoints(init, data, p.lr, p.dropout, seed=0, fraction=0.5)
     if source == "checkpoints":
-        return ws.member_checkpoints(init, data, p.lr, p.dropout, seed=0, fraction=0.5)
+        return middle, a
+    if source == "data_order":
+        return a, ws.member(init, data, p.lr, p.dropout, seed=1)
+    if source == "learning_rate":
+        return a, ws.member(init, data, p.lr_b, p.dropout, seed=0)
     if source == "baklava":
         init_a, init_b = ws.sft_inits(p.sft_steps[:2], lr=p.sft_lr)
         return ws.member(init_a, data, p.lr, p.dropout, seed=0), ws.member(init_b, data, p.lr, p.dropout, seed=0)

@@ -1,0 +1,257 @@
+"""Evaluation during `warm rl`: proxy reward, control reward and KL to the initial policy on held-out prompts.
+
+This is the measurement behind the paper's reward-hacking curves (Ramé et al. 2024, arXiv 2401.12187, Sec. 5.2):
+as RL goes on, the proxy reward the policy is trained on keeps rising while a control reward (a reward model never
+used for training) eventually falls; a more reliable proxy (WARM) pushes that turning point further, at a larger
+KL from the initial policy.
+
+Every `every` steps (and at step 0, before any update, and at the last step), `RLEvalCallback`:
+- samples ONE response per held-out prompt with the current policy, at the training temperature, with the same
+  per-prompt noise at every evaluation (generate.py's RowSampler seeded by `row_seed(seed, prompt_id, 0)`): the
+  rows of two evaluations differ only because the policy changed (common random numbers);
+- scores (prompt, response) with the proxy and the control reward;
+- estimates KL(policy || initial policy) by Monte Carlo on those responses: per response, the sum over its tokens
+  (EOS included, as TRL's completion mask) of log p_policy - log p_init, both at the sampling temperature (the
+  distributions the responses are drawn from; TRL's RLOO penalty uses the same tempered log-probabilities);
+  the mean over prompts is reported with its standard error. A single batch can give a slightly negative mean;
+  at step 0 the two models are the same and it is exactly 0;
+- appends one row to OUT/eval.jsonl and the per-prompt responses to OUT/eval_samples.jsonl, and updates the
+  progress line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import TrainerCallback
+
+from warm.apply.generate import encode_prompt, generation_config, sample_batch, row_seed
+from warm.fileio import atomic_file
+
+EVAL_FILE = "eval.jsonl"
+EVAL_SAMPLES_FILE = "eval_samples.jsonl"
+TRAIN_LOG_FILE = "train_log.jsonl"
+
+
+# --- JSON-lines files keyed by step ---------------------------------------------------------------------------------
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file (none if it is missing); a truncated last line (a crash mid-write) is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def keep_rows_up_to(path: str | os.PathLike, step: int) -> None:
+    """Rewrite `path` (atomically) without rows after `step`: on resume from checkpoint `step`, later rows describe
+    a policy that is about to be trained again, so they are dropped rather than duplicated."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    rows = [row for row in read_rows(path) if row.get("step", 0) <= step]
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append whole lines and force them to disk, so a crash leaves complete rows (or one partial line)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# --- log-probabilities and KL ----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def response_logps(model, prompts: list[list[int]], responses: list[list[int]], temperature: float,
+                   batch_size: int = 16) -> np.ndarray:
+    """Per row, the sum over response tokens of log p(token | prompt, earlier tokens) with logits / temperature.
+
+    Rows are right-padded (positions start at 0 for every row, as in left-padded generation, where transformers
+    derives positions from the attention mask), so a row's value does not depend on its batch neighbours.
+    """
+    device = next(model.parameters()).device
+    pad = 0
+    out = np.zeros(len(prompts), dtype=np.float64)
+    for start in range(0, len(prompts), batch_size):
+        rows = list(range(start, min(start + batch_size, len(prompts))))
+        seqs = [prompts[i] + responses[i] for i in rows]
+        width = max(map(len, seqs))
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, seq in enumerate(seqs):
+            input_ids[j, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[j, :len(seq)] = 1
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+        for j, i in enumerate(rows):
+            n_prompt, n_response = len(prompts[i]), len(responses[i])
+            if n_response == 0:
+                continue
+            # logits at position t predict token t + 1: the response's tokens are predicted from n_prompt - 1 on
+            scores = logits[j, n_prompt - 1:n_prompt - 1 + n_response].float() / temperature
+            targets = torch.tensor(responses[i], device=scores.device)
+            picked = scores.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(scores, dim=-1)
+            out[i] = float(picked.sum())
+    return out
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+# --- the callback -----------------------------------------------------------------------------------------------------
+
+
+class RLEvalCallback(TrainerCallback):
+    """Evaluates the policy at step 0, every `every` steps and at the end; see the module docstring."""
+
+    def __init__(self, out: Path, items: list[dict], tokenizer, proxy, control=None, *, every: int,
+                 temperature: float, max_new_tokens: int, seed: int, batch_size: int, total_steps: int,
+                 progress: bool = True, source: str = "eval prompts") -> None:
+        self.out, self.items, self.tokenizer = Path(out), items, tokenizer
+        self.proxy, self.control = proxy, control
+        self.every, self.temperature, self.max_new_tokens = every, temperature, max_new_tokens
+        self.batch_size, self.total_steps, self.progress = batch_size, total_steps, progress
+        self.encoded = [encode_prompt(tokenizer, item, source) for item in items]
+        self.seeds = [row_seed(seed, item["prompt_id"], 0) for item in items]
+        self.ref = None  # the initial policy (None with LoRA: the adapter is switched off instead)
+        self.bar = None
+        self.started = time.perf_counter()
+        self.rows = []
+
+    def bind(self, trainer) -> None:
+        """Take the initial policy for the KL: TRL's reference model when it keeps one (kl_coef > 0, no LoRA), the
+        base model under the LoRA adapter, else a frozen copy made now, before any update or checkpoint load."""
+        if is_peft(trainer.model):
+            self.ref = None
+        elif getattr(trainer, "ref_model", None) is not None:
+            self.ref = trainer.ref_model
+        else:
+            self.ref = copy.deepcopy(trainer.model).eval().requires_grad_(False)
+
+    def load_done(self, resume_step: int) -> None:
+        """Forget rows after `resume_step` (see keep_rows_up_to) and remember which steps are evaluated."""
+        for name in (EVAL_FILE, EVAL_SAMPLES_FILE, TRAIN_LOG_FILE):
+            keep_rows_up_to(self.out / name, resume_step)
+        self.rows = read_rows(self.out / EVAL_FILE)
+
+    @property
+    def done(self) -> set[int]:
+        return {row["step"] for row in self.rows}
+
+    # Trainer hooks. The eval at step k runs before the Trainer saves checkpoint k (saving follows on_step_end).
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.bar = tqdm(total=self.total_steps, initial=state.global_step, desc="rl", unit="step",
+                        disable=not self.progress, dynamic_ncols=True)
+        if self.rows:
+            self._show(self.rows[-1])
+        self._maybe_evaluate(model, state.global_step)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+        if state.global_step % self.every == 0:
+            self._maybe_evaluate(model, state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            append_rows(self.out / TRAIN_LOG_FILE, [{"step": state.global_step, **logs}])
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._maybe_evaluate(model, state.global_step)
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    # The evaluation itself.
+    def _maybe_evaluate(self, model, step: int) -> None:
+        if model is not None and step not in self.done:
+            self.evaluate(model, step)
+
+    def evaluate(self, model, step: int) -> dict:
+        started = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        try:
+            responses, finished = self._sample(model)
+            texts = [self.tokenizer.decode(ids[:-1] if done else ids, skip_special_tokens=True)
+                     for ids, done in zip(responses, finished)]
+            logp = response_logps(model, self.encoded, responses, self.temperature, self.batch_size)
+            if self.ref is None:
+                with model.disable_adapter():
+                    ref_logp = response_logps(model, self.encoded, responses, self.temperature, self.batch_size)
+            else:
+                ref_logp = response_logps(self.ref, self.encoded, responses, self.temperature, self.batch_size)
+        finally:
+            model.train(was_training)
+        prompts = [item["prompt"] for item in self.items]
+        proxy = self.proxy.score(prompts, texts)
+        control = self.control.score(prompts, texts) if self.control is not None else None
+        kl = logp - ref_logp
+        lengths = np.array([len(ids) for ids in responses], dtype=np.float64)
+        row = {"step": step, "proxy_reward": _mean(proxy), "proxy_reward_sem": _sem(proxy),
+               "control_reward": None if control is None else _mean(control),
+               "control_reward_sem": None if control is None else _sem(control),
+               "kl": _mean(kl), "kl_sem": _sem(kl), "response_tokens": _mean(lengths),
+               "finished": _mean(np.array(finished, dtype=np.float64)), "n_prompts": len(self.items),
+               "eval_seconds": round(time.perf_counter() - started, 3),
+               "elapsed_seconds": round(time.perf_counter() - self.started, 3)}
+        samples = [{"step": step, "prompt_id": item["prompt_id"], "response": text, "n_tokens": len(ids),
+                    "finished": done, "proxy_reward": float(proxy[i]),
+                    "control_reward": None if control is None else float(control[i]), "kl": float(kl[i])}
+                   for i, (item, text, ids, done) in enumerate(zip(self.items, texts, responses, finished))]
+        append_rows(self.out / EVAL_SAMPLES_FILE, samples)
+        append_rows(self.out / EVAL_FILE, [row])
+        self.rows.append(row)
+        self._show(row)
+        return row
+
+    def _sample(self, model) -> tuple[list[list[int]], list[bool]]:
+        device = next(model.parameters()).device
+        settings = generation_config(model, self.tokenizer, self.max_new_tokens)
+        responses, finished = [], []
+        for start in range(0, len(self.encoded), self.batch_size):
+            stop = start + self.batch_size
+            for ids, done in sample_batch(model, self.encoded[start:stop], self.seeds[start:stop], self.temperature,
+                                           1.0, settings, device):
+                responses.append(ids)
+                finished.append(done)
+        return responses, finished
+
+    def _show(self, row: dict) -> None:
+        if self.bar is None:
+            return
+        shown = {"eval@": row["step"], "proxy": f"{row['proxy_reward']:.3g}", "kl": f"{row['kl']:.3g}",
+                 "len": f"{row['response_tokens']:.3g}"}
+        if row.get("control_reward") is not None:
+            shown["control"] = f"{row['control_reward']:.3g}"
+        self.bar.set_postfix(shown, refresh=True)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values))
+
+
+def _sem(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
