@@ -118,7 +118,7 @@ def _cells(level: dict) -> list[tuple[str, str]]:
     cells = []
     for split, m in level["splits"].items():
         subsets = ["corrupted", "clean"] if "corrupted" in m["subset_sizes"] else ["all"]
-        cells += [(split, s) for s in subsets] + [(split, "length_balanced")]
+        cells += [(split, s) for s in subsets] + [(split, "length_adversarial"), (split, "length_balanced")]
     return cells
 
 

@@ -79,6 +79,11 @@ def markdown(metrics: dict, kind: str) -> str:
         last = best[-1]["WA(M) - WA(1)"]
         lines.append(f"\nBest-first, WA(M={len(best)}) − WA(1): {diff_pct(last)} → {verdict(last, 1)} "
                      "(paper: accuracy improves with M).")
+        full = best[-1]
+        lines.append(f"WA(M={len(best)}) − ENS(M={len(best)}): {diff_pct(full['WA - ENS']['all'])}; on the "
+                     f"length-adversarial pairs WA {pct(full['WA'].get('length_adversarial'))}, ENS "
+                     f"{pct(full['ENS'].get('length_adversarial'))}; length-balanced WA "
+                     f"{pct(full['WA'].get('length_balanced'))}, ENS {pct(full['ENS'].get('length_balanced'))}.")
     return "\n".join(lines) + "\n"
 
 
