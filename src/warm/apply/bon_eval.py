@@ -14,6 +14,7 @@ from warm.apply.bon import (
     expected_value_at_n,
     fit_gao,
     pairwise_win_probability,
+    selection_probabilities,
     win_values_vs_random,
 )
 from warm.apply.candidates import CandidatePool
@@ -52,13 +53,14 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
         all_selectors[ORACLE] = pool.gold
     gold = pool.gold
     win_random = [win_values_vs_random(gold[g]) for g in pool.groups]
+    base_gold = [float(gold[g].mean()) for g in pool.groups]
+    reference_scores = None if reference is None else np.asarray(selectors[reference], dtype=np.float64)
     result = {"ns": ns, "kl": [bon_kl(n) for n in ns], "reference": reference, "n_prompts": len(pool.groups),
               "pool_sizes": {"min": int(min(g.size for g in pool.groups)), "max": int(max(g.size for g in pool.groups))},
               "selectors": {}}
     for name, scores in all_selectors.items():
         scores = np.asarray(scores, dtype=np.float64)
         scale = float(scores.std()) or 1.0
-        base_gold = [float(gold[g].mean()) for g in pool.groups]
         points = []
         for n in ns:
             keep = [k for k, g in enumerate(pool.groups) if g.size >= n]
@@ -67,14 +69,15 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
             picks = {"gold": [], "gain": [], "win_vs_random": [], "proxy": [], "win_vs_reference": []}
             for k in keep:
                 g = pool.groups[k]
-                at_n = expected_value_at_n(scores[g], gold[g], n)
+                probs = selection_probabilities(scores[g], n)  # one sort per (prompt, N), shared by every quantity
+                at_n = float(probs @ gold[g])
                 picks["gold"].append(at_n)
                 picks["gain"].append(at_n - base_gold[k])
-                picks["win_vs_random"].append(expected_value_at_n(scores[g], win_random[k], n))
-                picks["proxy"].append(expected_value_at_n(scores[g], (scores[g] - scores[g].mean()) / scale, n))
-                if reference is not None:
-                    ref = np.asarray(selectors[reference], dtype=np.float64)[g]
-                    picks["win_vs_reference"].append(pairwise_win_probability(scores[g], ref, gold[g], n))
+                picks["win_vs_random"].append(float(probs @ win_random[k]))
+                picks["proxy"].append(float(probs @ ((scores[g] - scores[g].mean()) / scale)))
+                if reference_scores is not None:
+                    picks["win_vs_reference"].append(
+                        pairwise_win_probability(scores[g], reference_scores[g], gold[g], n))
             point = {"n": n, "kl": bon_kl(n)}
             point.update({key: _summary(v, n_boot, seed) for key, v in picks.items() if v})
             points.append(point)

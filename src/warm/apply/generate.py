@@ -36,8 +36,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.generation import TopPLogitsWarper
 
 from warm.apply.candidates import ALIASES
-from warm.data.formats import _kind as prompt_kind
-from warm.data.formats import ensure_chat_template
+from warm.data.formats import ensure_chat_template, field_kind
 from warm.data.sources import error_summary, read_dataset
 from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
@@ -77,7 +76,7 @@ def read_prompts(path: str | os.PathLike, limit: int | None = None) -> list[dict
     columns = dataset.select_columns([k for k in (prompt_key, id_key) if k]).to_dict()
     prompts, seen = [], {}
     for i, prompt in enumerate(columns[prompt_key]):
-        prompt_kind(name, i + 1, prompt_key, prompt)  # text or {role, content} messages, else a one-line error
+        field_kind(name, i + 1, prompt_key, prompt)  # text or {role, content} messages, else a one-line error
         prompt_id = i if id_key is None else columns[id_key][i]
         if isinstance(prompt_id, bool) or not isinstance(prompt_id, (str, int)):
             raise WarmError(f"{name}: row {i + 1}: field '{id_key}' must be a string or an integer, "

@@ -157,7 +157,7 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
     if control is not None or config.control is not None:
         judge = WarmRewardFunction(control if control is not None else config.control,
                                    **(scorer_options if control is None else {}))
-    model, tokenizer, rendering = load_policy(policy_path, items + eval_items, device, torch.float32,
+    model, tokenizer, rendering = load_policy(policy_path, train_items + eval_items, device, torch.float32,
                                                config.trust_remote_code)
     resolved = {"policy_path": policy_path, "device": device, "precision": precision,
                 "reward_precision": reward_precision, "rendering": rendering,

@@ -157,7 +157,7 @@ def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 def _render_row(source: str, row: int, keys: Sequence[str | None], values: list, tokenizer) -> tuple[str, str, str]:
     """(prompt, chosen, rejected) text of one row, `row` counted from 1; keys[0] is None for implicit prompts."""
-    kinds = [None if key is None else _kind(source, row, key, value) for key, value in zip(keys, values)]
+    kinds = [None if key is None else field_kind(source, row, key, value) for key, value in zip(keys, values)]
     if "messages" not in kinds:
         prompt, chosen, rejected = values
         return (prompt, chosen, rejected) if keys[0] is not None else split_common_prefix(chosen, rejected)
@@ -185,7 +185,7 @@ def _render_row(source: str, row: int, keys: Sequence[str | None], values: list,
     return out.get("prompt", ""), out["chosen"], out["rejected"]
 
 
-def _kind(source: str, row: int, key: str, value: Any) -> str:
+def field_kind(source: str, row: int, key: str, value: Any) -> str:
     """'text' or 'messages', or a WarmError naming the row and field."""
     if value is None:
         raise WarmError(f"{source}: row {row}: field '{key}' is null")

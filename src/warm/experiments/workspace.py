@@ -148,14 +148,13 @@ class Workspace:
         precision = resolve_precision(t.precision, default_device())
         data_file = self.data_files()[split] if split in SPLITS else Path(split)
         scores = cached_sequence_scores(model_dir, pairs.sequences, self.root / "scores",
-                                        weights_digest=self._digest("weights", Path(model_dir)),
-                                        data_key={"split": split, "limit": limit, "data": self._digest("file", data_file)},
+                                        weights_digest=self.digest("weights", Path(model_dir)),
+                                        data_key={"split": split, "limit": limit, "data": self.digest("file", data_file)},
                                         max_length=t.max_length, precision=precision,
                                         progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
         return scores[pairs.chosen_index], scores[pairs.rejected_index]
 
-
-    def _digest(self, kind: str, path: Path) -> str:
+    def digest(self, kind: str, path: Path) -> str:
         """Hashes of weights and data files, computed once per workspace: score look-ups repeat them often and a
         member's weights are tens of MB to read. Cached entries never go stale: every cached directory and
         file is immutable once written."""
