@@ -35,6 +35,13 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
         raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically (a report is never left half-written)."""
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return Path(path)
+
+
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
     """Write JSON atomically (temp file in the same directory, then rename)."""
     with atomic_file(path, "w", encoding="utf-8") as handle:

@@ -21,7 +21,7 @@ from warm.apply.bon import default_ns
 from warm.apply.bon_eval import bon_curves, markdown_table, plot_bon
 from warm.apply.candidates import CandidatePool, load_candidates
 from warm.errors import WarmError
-from warm.fileio import sha256_file, sha256_json, write_json
+from warm.fileio import sha256_file, sha256_json, write_json, write_text
 
 
 def score_models(pool: CandidatePool, model_dirs: list[str], cache_dir: str | Path, *, max_length: int,
@@ -128,6 +128,5 @@ def run_bon(candidates: str, selectors: dict[str, str], out: str | Path, *, ns: 
     curves["wall_seconds"] = time.perf_counter() - start
     write_json(out / "bon.json", curves)
     plot_bon(curves, out / "bon.png")
-    (out / "report.md").write_text(f"# Best-of-N: {candidates}\n\n![bon](bon.png)\n\n" + markdown_table(curves),
-                                   encoding="utf-8")
+    write_text(out / "report.md", f"# Best-of-N: {candidates}\n\n![bon](bon.png)\n\n" + markdown_table(curves))
     return curves

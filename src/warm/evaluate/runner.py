@@ -9,7 +9,7 @@ from warm import __version__
 from warm.data.formats import load_preferences
 from warm.errors import WarmError
 from warm.evaluate.pairwise import evaluate
-from warm.fileio import write_json
+from warm.fileio import write_json, write_text
 from warm.models.loading import load_tokenizer
 from warm.report.tables import eval_markdown, print_eval
 from warm.score.reductions import DEFAULT_LAM
@@ -56,8 +56,7 @@ def run_eval(
                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     out = Path(out)
     write_json(out, metrics)
-    report = out.parent / "report.md"
-    report.write_text(f"# warm eval\n\nMetrics: `{out.name}`. Pairwise accuracy with bootstrap 95% intervals.\n\n"
-                      + eval_markdown(metrics) + "\n")
+    write_text(out.parent / "report.md", f"# warm eval\n\nMetrics: `{out.name}`. Pairwise accuracy with bootstrap "
+               "95% intervals.\n\n" + eval_markdown(metrics) + "\n")
     print_eval(metrics)
     return metrics

@@ -20,7 +20,7 @@ from warm.errors import WarmError
 from warm.experiments.config import ExperimentConfig, load_experiment
 from warm.experiments.kinds.common import public
 from warm.experiments.workspace import Workspace
-from warm.fileio import read_json, write_json
+from warm.fileio import read_json, write_json, write_text
 
 # kind name -> module under warm.experiments.kinds
 KINDS = {
@@ -55,7 +55,7 @@ def run_experiment(config_path: str | Path, *, root: str | Path = "runs/experime
         write_json(out_dir / "metrics.json", metrics)
     figures = module.plot(metrics, out_dir, config.kind)
     section = _section(config, metrics, module.markdown(metrics, config.kind), figures, config_path, scale)
-    (out_dir / "section.md").write_text(section, encoding="utf-8")
+    write_text(out_dir / "section.md", section)
     click.echo(section)
     return metrics
 
