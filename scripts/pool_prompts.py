@@ -1,9 +1,11 @@
-"""Write the held-out instructions of the AlpacaEval gold pool as a prompts file for `warm generate`.
+"""Write instructions of the AlpacaEval gold pool as a prompts file for `warm generate`, `warm rl`, `warm winrate`.
 
-The same instructions the experiments hold out from training (warm.experiments.config.PoolData defaults: seed 0,
-20% held out), in id order, so generated candidates and the pool's own candidates share their prompts:
+The same instruction split as the experiments (warm.experiments.config.PoolData defaults: seed 0, 20% held out), in
+id order: `--split heldout` (default) gives the held-out instructions, so generated candidates and the pool's own
+candidates share their prompts; `--split train` the others (training and validation), the RL training prompts:
 
     python scripts/pool_prompts.py --n 64 --out runs/bon-generated/prompts.jsonl
+    python scripts/pool_prompts.py --split train --out runs/rl/train_prompts.jsonl
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ def main(argv: list[str] | None = None) -> None:
     defaults = PoolData()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", default=defaults.source)
-    parser.add_argument("--n", type=int, default=None, help="the first N held-out instructions (by id); default all")
+    parser.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                        help="held-out instructions, or the training and validation ones")
+    parser.add_argument("--n", type=int, default=None, help="the first N instructions (by id); default all")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     rows = read_pool(args.pool)
-    _, _, heldout = split_instructions(rows, defaults.seed, defaults.heldout_fraction, defaults.val_fraction)
-    keep = set(heldout[: args.n] if args.n else heldout)
+    train, val, heldout = split_instructions(rows, defaults.seed, defaults.heldout_fraction, defaults.val_fraction)
+    chosen = heldout if args.split == "heldout" else sorted(train + val)
+    keep = set(chosen[: args.n] if args.n else chosen)
     prompts = {r["instruction_id"]: r["instruction"] for r in rows if r["instruction_id"] in keep}
     path = write_jsonl(args.out, [{"prompt_id": i, "prompt": prompts[i]} for i in sorted(prompts)])
     print(f"wrote {len(prompts)} prompts to {path}")

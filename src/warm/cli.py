@@ -149,6 +149,7 @@ def demo_command(out, fast, force) -> None:
 LAZY_COMMANDS = {
     "lmc": "warm.evaluate.lmc_command:lmc_command",
     "rl": "warm.apply.rl_command:rl_command",
+    "rl-report": "warm.apply.rl_report_command:rl_report_command",
     "bon": "warm.apply.bon_command:bon_command",
     "experiment": "warm.experiments.runner:experiment_command",
     "generate": "warm.apply.generate_command:generate_command",

@@ -150,3 +150,36 @@ def _pool_prompts(metrics):
     rows = read_pool(POOL)
     _, _, heldout = split_instructions(rows, 0, 0.2, 0.1)
     return {r["instruction"] for r in rows if r["instruction_id"] in set(heldout)}
+
+
+def test_control_rm_regresses_on_training_instructions_only(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "control", "control_rm",
+                   {"group": {"members": 2, "lr": [1e-3], "dropout": [0.1]}, "fraction": 0.25,
+                    "warm_sizes": [2], "ens_sizes": [2], "lr": 1e-3, "batch_size": 64, "epochs": 0.02})
+    root = tmp_path / "ws"
+    metrics = run_experiment(path, root=root, progress=False)
+    # every output of the training and validation instructions, both generator tiers
+    from warm.data.alpacaeval import read_pool
+
+    heldout_ids = set(split_ids()[2])
+    expected = sum(1 for r in read_pool(POOL) if r["instruction_id"] not in heldout_ids)
+    assert metrics["control"]["n_examples"] == expected
+    for split in ("id", "ood"):
+        scorers = metrics["splits"][split]["scorers"]
+        assert {"control", "WARM M=2", "ENS M=2", "m00", "m01"} <= set(scorers)
+        assert set(metrics["splits"][split]["comparisons"]) == {f"control - {metrics['best_member']}",
+                                                                "control - WARM M=2"}
+    section = (root / "control" / "section.md").read_text()
+    assert "| control |" in section and "the longer answer wins" in section
+    # cached: a second run trains nothing new
+    (trained,) = (root / "control_models").iterdir()
+    stamp = (trained / "model.safetensors").stat().st_mtime_ns
+    run_experiment(path, root=root, progress=False)
+    assert [p.name for p in (root / "control_models").iterdir()] == [trained.name]
+    assert (trained / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def split_ids():
+    from warm.data.alpacaeval import read_pool, split_instructions
+
+    return split_instructions(read_pool(POOL), 0, 0.2, 0.1)

@@ -29,6 +29,7 @@ KINDS = {
     "corruption_sweep": "corruption",
     "num_members": "num_members",
     "best_of_n": "best_of_n",
+    "control_rm": "control_rm",
 }
 
 

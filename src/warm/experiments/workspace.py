@@ -5,6 +5,7 @@ runs/experiments/
   inits/<hash>/         `warm init` outputs (base model, head seed; or a Baklava SFT checkpoint)
   members/<hash>/       one-member `warm train` runs, keyed by the hash of their TrainConfig (the plan's inputs)
   merged/<hash>/        weight averages, keyed by their members and weights
+  control_models/<hash>/ pointwise regressors on logit(gold) (the RL benchmark's control reward)
   scores/<hash>.npy     a model's rewards for a split's unique sequences, keyed by weights, split and settings
 
 So a member trained for one experiment (or one figure) is reused by every other that asks for the same member,
@@ -27,6 +28,7 @@ from warm.experiments.config import ExperimentConfig
 from warm.fileio import sha256_file, sha256_json, write_json
 from warm.models.init import INIT_META, build_init, weights_fingerprint
 from warm.models.loading import load_tokenizer
+from warm.train.regress import RegressSettings
 
 SPLITS = ("train", "val", "test_id", "test_ood")
 
@@ -126,6 +128,28 @@ class Workspace:
         out = self.root / "merged" / sha256_json(key)[:16]
         if not (out / "warm_merge.json").exists():
             merge_models([str(m) for m in members], out, weights=weights, force=True, progress=False)
+        return out
+
+    def control(self, settings: RegressSettings) -> Path:
+        """A reward model regressed on logit(gold) of EVERY pool output (both tiers) of the training and validation
+        instructions, trained once: the control reward of the RL benchmark. Held-out instructions stay unseen."""
+        from warm.data.alpacaeval import logit, split_instructions
+        from warm.train.regress import REGRESS_META, fit_pointwise_reward
+
+        d = self.config.data
+        init = self.init()
+        key = {"data": {"source_sha256": self.digest("file", Path(d.source)), "seed": d.seed,
+                        "heldout_fraction": d.heldout_fraction, "val_fraction": d.val_fraction},
+               "init": self.digest("weights", init), "settings": dataclasses.asdict(settings)}
+        out = self.root / "control_models" / sha256_json(key)[:16]
+        if not (out / REGRESS_META).exists():
+            rows = read_pool(d.source)
+            train, val, _ = split_instructions(rows, d.seed, d.heldout_fraction, d.val_fraction)
+            keep = set(train) | set(val)
+            rows = sorted((r for r in rows if r["instruction_id"] in keep),
+                          key=lambda r: (r["instruction_id"], r["generator"]))
+            fit_pointwise_reward(init, [r["instruction"] for r in rows], [r["output"] for r in rows],
+                                 [logit(r["gold"]) for r in rows], out, settings, progress=self.progress, force=True)
         return out
 
     # ---- scores -----------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""`warm rl-report`: compare `warm rl` runs (one per proxy) by a control reward, per step and per KL.
+
+Reward hacking shows as the control reward of a run's held-out responses rising, peaking and falling while its
+proxy reward keeps rising (Ramé et al. 2024, arXiv 2401.12187, Figs. 1b, 8, 9). Every `warm rl` evaluation keeps
+its responses (RUN/eval_samples.jsonl), so a control given here rescores them: the judge may be chosen, or trained,
+after the runs, and no policy is sampled again. Without `--control`, the control scores the runs recorded live
+are used. Per run and evaluation step: proxy reward, control reward (mean ± standard error over the held-out
+prompts), KL to the initial policy and response length; the control's peak; a figure (proxy and control against
+step, control against KL) and a markdown table. OUT/rl_report.json, rl_report.png, report.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from warm.errors import WarmError
+from warm.fileio import read_json, write_json, write_text
+
+REPORT_FILE = "rl_report.json"
+FIGURE_FILE = "rl_report.png"
+MARKDOWN_FILE = "report.md"
+
+
+def _sem(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
+
+
+def judged_steps(run_dir: str | Path, judge: Any = None) -> list[dict]:
+    """Per evaluation step of one run: proxy, control (from `judge`, a WarmRewardFunction or any
+    `f.score(prompts, responses)`; else the live control), KL and length, as means ± standard errors."""
+    from warm.apply.generate import read_prompts
+    from warm.apply.rl import CONFIG_FILE
+    from warm.apply.rl_eval import EVAL_SAMPLES_FILE, read_rows
+
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file() or not (run / EVAL_SAMPLES_FILE).is_file():
+        raise WarmError(f"{run}: not a warm rl run with evaluations ({CONFIG_FILE}, {EVAL_SAMPLES_FILE} missing)")
+    config = read_json(run / CONFIG_FILE)["config"]
+    prompt_file = config["eval_prompts"] or config["prompts"]
+    prompts = {item["prompt_id"]: item["prompt"] for item in read_prompts(prompt_file)}
+    samples = read_rows(run / EVAL_SAMPLES_FILE)
+    steps = []
+    for step in sorted({row["step"] for row in samples}):
+        rows = [row for row in samples if row["step"] == step]
+        missing = [row["prompt_id"] for row in rows if row["prompt_id"] not in prompts]
+        if missing:
+            raise WarmError(f"{prompt_file}: no prompt with prompt_id {missing[0]!r} (evaluated in {run})")
+        if judge is not None:
+            control = np.asarray(judge.score([prompts[r["prompt_id"]] for r in rows], [r["response"] for r in rows]),
+                                 dtype=np.float64)
+        elif all(row.get("control_reward") is not None for row in rows):
+            control = np.array([row["control_reward"] for row in rows], dtype=np.float64)
+        else:
+            raise WarmError(f"{run}: evaluated without a control reward; pass --control")
+        proxy, kl = (np.array([row[k] for row in rows], dtype=np.float64) for k in ("proxy_reward", "kl"))
+        tokens = np.array([row["n_tokens"] for row in rows], dtype=np.float64)
+        steps.append({"step": step, "n_prompts": len(rows), "proxy": float(proxy.mean()), "proxy_sem": _sem(proxy),
+                      "control": float(control.mean()), "control_sem": _sem(control), "kl": float(kl.mean()),
+                      "kl_sem": _sem(kl), "response_tokens": float(tokens.mean())})
+    return steps
+
+
+def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None, *, max_length: int = 512,
+              batch_size: int = 32, precision: str = "auto") -> dict:
+    """Judge every run, write OUT/rl_report.json, the figure and report.md; return the JSON payload."""
+    if not runs:
+        raise WarmError("no runs to report (give NAME=RUN_DIR at least once)")
+    judge = None
+    if control is not None:
+        from warm.integrations.trl import WarmRewardFunction
+        from warm.models.precision import resolve_precision
+        from warm.score.scorer import default_device
+
+        judge = WarmRewardFunction(control, max_length=max_length, batch_size=batch_size,
+                                   precision=resolve_precision(precision, default_device()))
+    per_run = {}
+    for name, run_dir in runs.items():
+        steps = judged_steps(run_dir, judge)
+        peak = max(steps, key=lambda row: row["control"])
+        per_run[name] = {"run": str(run_dir), "steps": steps,
+                         "peak": {"step": peak["step"], "control": peak["control"], "kl": peak["kl"]},
+                         "last": steps[-1]}
+    payload = {"control": control or "recorded during the runs", "runs": per_run}
+    out = Path(out)
+    write_json(out / REPORT_FILE, payload)
+    plot_report(payload, out / FIGURE_FILE)
+    write_text(out / MARKDOWN_FILE, markdown_report(payload))
+    return payload
+
+
+def markdown_report(payload: dict) -> str:
+    lines = [f"Control: {payload['control']}. Means over the held-out prompts ± standard error.\n",
+             "| run | step | proxy reward | control reward | KL (nats) | response tokens |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, run in payload["runs"].items():
+        for row in run["steps"]:
+            lines.append(f"| {name} | {row['step']} | {row['proxy']:+.3f} ± {row['proxy_sem']:.3f} | "
+                         f"{row['control']:+.3f} ± {row['control_sem']:.3f} | {row['kl']:.2f} ± {row['kl_sem']:.2f} | "
+                         f"{row['response_tokens']:.1f} |")
+    lines += ["", "| run | peak control (step, KL) | last step: control, KL |", "| --- | --- | --- |"]
+    for name, run in payload["runs"].items():
+        peak, last = run["peak"], run["last"]
+        lines.append(f"| {name} | {peak['control']:+.3f} (step {peak['step']}, KL {peak['kl']:.2f}) | "
+                     f"{last['control']:+.3f} at step {last['step']}, KL {last['kl']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(payload: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from warm.report.figures import save_figure
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for name, run in payload["runs"].items():
+        steps = run["steps"]
+        x = [row["step"] for row in steps]
+        for ax, key, xs in ((axes[0], "proxy", x), (axes[1], "control", x),
+                            (axes[2], "control", [row["kl"] for row in steps])):
+            y = np.array([row[key] for row in steps])
+            err = np.array([row[f"{key}_sem"] for row in steps])
+            (line,) = ax.plot(xs, y, marker="o", label=name)
+            ax.fill_between(xs, y - err, y + err, color=line.get_color(), alpha=0.15)
+    for ax, (xlabel, ylabel) in zip(axes, (("step", "proxy reward (its own scale)"), ("step", "control reward"),
+                                           ("KL to the initial policy (nats)", "control reward"))):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+    return path
