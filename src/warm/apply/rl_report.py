@@ -120,12 +120,15 @@ def plot_report(payload: dict, path: Path) -> Path:
     for name, run in payload["runs"].items():
         steps = run["steps"]
         x = [row["step"] for row in steps]
-        for ax, key, xs in ((axes[0], "proxy", x), (axes[1], "control", x),
-                            (axes[2], "control", [row["kl"] for row in steps])):
+        for ax, key in ((axes[0], "proxy"), (axes[1], "control")):
             y = np.array([row[key] for row in steps])
             err = np.array([row[f"{key}_sem"] for row in steps])
-            (line,) = ax.plot(xs, y, marker="o", label=name)
-            ax.fill_between(xs, y - err, y + err, color=line.get_color(), alpha=0.15)
+            (line,) = ax.plot(x, y, marker="o", label=name)
+            ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.15)
+        # the KL need not grow monotonically between evaluations: points with error bars, joined in step order
+        axes[2].errorbar([row["kl"] for row in steps], [row["control"] for row in steps],
+                         yerr=[row["control_sem"] for row in steps], marker="o", capsize=3, alpha=0.85,
+                         color=line.get_color())
     for ax, (xlabel, ylabel) in zip(axes, (("step", "proxy reward (its own scale)"), ("step", "control reward"),
                                            ("KL to the initial policy (nats)", "control reward"))):
         ax.set_xlabel(xlabel)

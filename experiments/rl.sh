@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The RL comparison of docs/results/rl.md: a policy RL-fine-tuned against the single best member vs one against
+# WARM M=6 (both proxies trained on 25%-corrupted labels), judged by the control reward model.
+#
+#   bash experiments/rl.sh            # STEPS=80 by default; the CPU run of rl.md was cut at a checkpoint, see there
+#
+# Needs: `make policy` (SmolLM2-135M-Instruct), the corruption experiment's members and merge and the control
+# (`warm experiment experiments/corruption.yaml` then `warm experiment experiments/control_rm.yaml`). The two runs
+# go side by side, one CPU thread each, so they share the machine equally.
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+OUT=${OUT:-runs/rl}
+STEPS=${STEPS:-80}
+WS=${WS:-runs/experiments}
+SINGLE=${SINGLE:?path of the best-validation corrupted member, e.g. $WS/members/<hash>/members/m00}
+WARM=${WARM:?path of the corrupted WARM M=6 merge, e.g. $WS/merged/<hash>}
+CONTROL=${CONTROL:?path of the control reward model, e.g. $WS/control_models/<hash>}
+LIVE_JUDGE=${LIVE_JUDGE:-$CONTROL}   # scored live during the runs (rl.md used the clean WARM M=6)
+
+mkdir -p "$OUT"
+$BIN/python scripts/pool_prompts.py --split train --max-chars 400 --out "$OUT/train_prompts.jsonl"
+$BIN/python scripts/pool_prompts.py --max-chars 400 --n 32 --out "$OUT/eval_prompts.jsonl"
+$BIN/python scripts/pool_prompts.py --max-chars 400 --out "$OUT/heldout_prompts.jsonl"
+for run in single warm6; do
+  reward=$([ $run = single ] && echo "$SINGLE" || echo "$WARM")
+  OMP_NUM_THREADS=1 $BIN/warm rl --reward "$reward" --control "$LIVE_JUDGE" --out "$OUT/$run" \
+    --prompts "$OUT/train_prompts.jsonl" --eval-prompts "$OUT/eval_prompts.jsonl" --kl-coef 0.01 --steps "$STEPS" \
+    --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr 1e-5 --reward-max-length 128 \
+    --keep-checkpoints 0 --quiet &
+done
+wait
+$BIN/warm rl-report single="$OUT/single" warm6="$OUT/warm6" --control "$CONTROL" --max-length 128 --out "$OUT/report"
+$BIN/warm winrate "$OUT/warm6" "$OUT/single" --prompts "$OUT/heldout_prompts.jsonl" --judge "$CONTROL" \
+  --max-new-tokens 64 --judge-max-length 128 --samples 2 --batch-size 16 --out "$OUT/winrate-warm6-vs-single"
