@@ -32,7 +32,7 @@ class WordCount:
     """A judge: the number of words of the response (prompts checked to arrive as text)."""
 
     def score(self, prompts, responses):
-        assert prompts in (["tell me about fire", "why"],)
+        assert prompts == ["tell me about fire", "why"] * (len(responses) // 2)
         return np.array([len(r.split()) for r in responses], dtype=np.float64)
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from warm.apply.generate import encode_prompt, generation_config, sample_batch, row_seed
+from warm.evaluate.metrics import standard_error
 from warm.fileio import atomic_file
 
 EVAL_FILE = "eval.jsonl"
@@ -209,10 +210,10 @@ class RLEvalCallback(TrainerCallback):
         control = self.control.score(prompts, texts) if self.control is not None else None
         kl = logp - ref_logp
         lengths = np.array([len(ids) for ids in responses], dtype=np.float64)
-        row = {"step": step, "proxy_reward": _mean(proxy), "proxy_reward_sem": _sem(proxy),
+        row = {"step": step, "proxy_reward": _mean(proxy), "proxy_reward_sem": standard_error(proxy),
                "control_reward": None if control is None else _mean(control),
-               "control_reward_sem": None if control is None else _sem(control),
-               "kl": _mean(kl), "kl_sem": _sem(kl), "response_tokens": _mean(lengths),
+               "control_reward_sem": None if control is None else standard_error(control),
+               "kl": _mean(kl), "kl_sem": standard_error(kl), "response_tokens": _mean(lengths),
                "finished": _mean(np.array(finished, dtype=np.float64)), "n_prompts": len(self.items),
                "eval_seconds": round(time.perf_counter() - started, 3),
                "elapsed_seconds": round(time.perf_counter() - self.started, 3)}
@@ -251,7 +252,3 @@ class RLEvalCallback(TrainerCallback):
 def _mean(values: np.ndarray) -> float:
     return float(np.mean(values))
 
-
-def _sem(values: np.ndarray) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0

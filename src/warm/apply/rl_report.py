@@ -17,15 +17,12 @@ from typing import Any
 import numpy as np
 
 from warm.errors import WarmError
+from warm.evaluate.metrics import standard_error
 from warm.fileio import read_json, write_json, write_text
 
 REPORT_FILE = "rl_report.json"
 FIGURE_FILE = "rl_report.png"
 MARKDOWN_FILE = "report.md"
-
-
-def _sem(values: np.ndarray) -> float:
-    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
 
 
 def judged_steps(run_dir: str | Path, judge: Any = None) -> list[dict]:
@@ -42,24 +39,26 @@ def judged_steps(run_dir: str | Path, judge: Any = None) -> list[dict]:
     prompt_file = config["eval_prompts"] or config["prompts"]
     prompts = {item["prompt_id"]: item["prompt"] for item in read_prompts(prompt_file)}
     samples = read_rows(run / EVAL_SAMPLES_FILE)
+    missing = [row["prompt_id"] for row in samples if row["prompt_id"] not in prompts]
+    if missing:
+        raise WarmError(f"{prompt_file}: no prompt with prompt_id {missing[0]!r} (evaluated in {run})")
+    if judge is not None:  # one pass over every saved response: the judge batches across steps
+        control = np.asarray(judge.score([prompts[r["prompt_id"]] for r in samples], [r["response"] for r in samples]),
+                             dtype=np.float64)
+    elif all(row.get("control_reward") is not None for row in samples):
+        control = np.array([row["control_reward"] for row in samples], dtype=np.float64)
+    else:
+        raise WarmError(f"{run}: evaluated without a control reward; pass --control")
+    step_of = np.array([row["step"] for row in samples])
+    proxy, kl, tokens = (np.array([row[k] for row in samples], dtype=np.float64)
+                         for k in ("proxy_reward", "kl", "n_tokens"))
     steps = []
-    for step in sorted({row["step"] for row in samples}):
-        rows = [row for row in samples if row["step"] == step]
-        missing = [row["prompt_id"] for row in rows if row["prompt_id"] not in prompts]
-        if missing:
-            raise WarmError(f"{prompt_file}: no prompt with prompt_id {missing[0]!r} (evaluated in {run})")
-        if judge is not None:
-            control = np.asarray(judge.score([prompts[r["prompt_id"]] for r in rows], [r["response"] for r in rows]),
-                                 dtype=np.float64)
-        elif all(row.get("control_reward") is not None for row in rows):
-            control = np.array([row["control_reward"] for row in rows], dtype=np.float64)
-        else:
-            raise WarmError(f"{run}: evaluated without a control reward; pass --control")
-        proxy, kl = (np.array([row[k] for row in rows], dtype=np.float64) for k in ("proxy_reward", "kl"))
-        tokens = np.array([row["n_tokens"] for row in rows], dtype=np.float64)
-        steps.append({"step": step, "n_prompts": len(rows), "proxy": float(proxy.mean()), "proxy_sem": _sem(proxy),
-                      "control": float(control.mean()), "control_sem": _sem(control), "kl": float(kl.mean()),
-                      "kl_sem": _sem(kl), "response_tokens": float(tokens.mean())})
+    for step in sorted(set(step_of.tolist())):
+        at = step_of == step
+        steps.append({"step": step, "n_prompts": int(at.sum()), "proxy": float(proxy[at].mean()),
+                      "proxy_sem": standard_error(proxy[at]), "control": float(control[at].mean()),
+                      "control_sem": standard_error(control[at]), "kl": float(kl[at].mean()),
+                      "kl_sem": standard_error(kl[at]), "response_tokens": float(tokens[at].mean())})
     return steps
 
 

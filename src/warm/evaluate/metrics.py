@@ -29,6 +29,12 @@ def pairwise_correct(chosen_scores: np.ndarray, rejected_scores: np.ndarray) -> 
     return np.where(chosen > rejected, 1.0, np.where(chosen == rejected, 0.5, 0.0))
 
 
+def standard_error(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n)); 0.0 for a single value."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
+
+
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) interval of the mean of `values`; deterministic given `seed`."""
     values = np.asarray(values, dtype=np.float64)

@@ -28,6 +28,7 @@ from warm.apply.candidates import CandidatePool, candidate_pool_from_rows
 from warm.data.alpacaeval import generator_tiers, read_pool, split_instructions
 from warm.experiments.kinds.common import (
     MemberGroup,
+    best_by_validation,
     parse_params,
     train_group,
     verdict,
@@ -65,11 +66,10 @@ def heldout_pool(ws: Workspace, tier: str, n_prompts: int | None) -> CandidatePo
 
 def _one_level(ws: Workspace, p: BoNParams, group: MemberGroup, pool: CandidatePool, fraction: float) -> dict:
     from warm.apply.bon_run import score_models
-    from warm.experiments import analysis
 
     members = train_group(ws, group, corrupt=fraction, corrupt_seed=p.corrupt_seed)
     names = {f"m{i:02d}": m for i, m in enumerate(members)}
-    val_acc = {n: float(analysis.correct(ws.pair_scores(m, "val")).mean()) for n, m in names.items()}
+    val_acc, best = best_by_validation(ws, names)
     warm_dirs = {f"WARM M={k}": ws.merged(members[:k]) for k in p.warm_sizes if 2 <= k <= len(members)}
     t = ws.config.training
     dirs = [str(m) for m in members] + [str(d) for d in warm_dirs.values()]
@@ -82,7 +82,6 @@ def _one_level(ws: Workspace, p: BoNParams, group: MemberGroup, pool: CandidateP
         for reduction in p.reductions:
             selectors[f"ENS M={k} {reduction}"] = reduce_scores(matrix, reduction, DEFAULT_LAM)
     selectors[LONGEST] = np.array([len(c) for c in pool.candidates], dtype=np.float64)
-    best = max(val_acc, key=lambda n: (val_acc[n], n))
     selectors[p.reference] = selectors[best]
     cfg = ws.config
     ns = default_ns(max(g.size for g in pool.groups))

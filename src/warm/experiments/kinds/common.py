@@ -38,6 +38,12 @@ def train_group(ws: Workspace, group: MemberGroup, *, corrupt: float = 0.0, corr
             for i in range(group.members)]
 
 
+def best_by_validation(ws: Workspace, names: dict[str, Path]) -> tuple[dict[str, float], str]:
+    """(validation accuracy per member, the best member's name; ties go to the later name)."""
+    val_acc = {n: float(analysis.correct(ws.pair_scores(m, "val")).mean()) for n, m in names.items()}
+    return val_acc, max(val_acc, key=lambda n: (val_acc[n], n))
+
+
 def trained_on(member: Path) -> Path:
     """The pairs a member was trained on (after corruption), saved by `warm train` beside its run."""
     return member.parent.parent / "data" / "train.jsonl.gz"

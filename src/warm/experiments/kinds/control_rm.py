@@ -5,8 +5,8 @@ must know more than any proxy, so it is regressed on logit(gold) of every pool o
 clean) of the training and validation instructions (`Workspace.control`), where a proxy sees 500 train-tier
 pairs with corrupted labels. Reported: pairwise accuracy on the held-out test pairs (in and out of distribution)
 of the control, the proxies (single members, WARM M=2/6, ENS M=2) and "the longer answer wins". The control
-shares the proxies' pretrained backbone unless `model` names another, which makes it less independent than the
-paper's (which insists on a disjoint pretraining).
+starts from the proxies' shared init (the config's `training.model`), so it shares their pretraining, which makes
+it less independent than the paper's control (the paper insists on a disjoint pretraining).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warm.experiments import analysis
-from warm.experiments.kinds.common import MemberGroup, diff_pct, evaluate_scorers, parse_params, pct, train_group
+from warm.experiments.kinds.common import (
+    MemberGroup, best_by_validation, diff_pct, evaluate_scorers, parse_params, pct, train_group,
+)
 from warm.experiments.workspace import Workspace
 from warm.train.regress import RegressSettings
 
@@ -53,8 +55,7 @@ def run(ws: Workspace, params: dict, kind: str) -> dict:
     control = ws.control(regress_settings(ws, p))
     members = train_group(ws, group, corrupt=p.fraction, corrupt_seed=p.corrupt_seed)
     names = {f"m{i:02d}": m for i, m in enumerate(members)}
-    val_acc = {n: float(analysis.correct(ws.pair_scores(m, "val")).mean()) for n, m in names.items()}
-    best = max(val_acc, key=lambda n: (val_acc[n], n))
+    val_acc, best = best_by_validation(ws, names)
     warm_dirs = {f"WARM M={k}": ws.merged(members[:k]) for k in p.warm_sizes if 2 <= k <= len(members)}
     ensembles = {f"ENS M={k}": list(names)[:k] for k in p.ens_sizes if 2 <= k <= len(members)}
     splits = {}
