@@ -16,7 +16,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = ["the", "a", "an", "is", "are", "was", "good", "bad", "great", "terrible", "answer", "question", "yes", "no", "please", "thank", "you", "help", "helpful", "harmful", "correct", "wrong", "long", "short", "because", "it", "this", "that", "what", "how", "why", "when", "where", "who", "i", "we", "they", "write", "list", "explain", "tell", "me", "about", "cat", "dog", "water", "fire", "code", "python", "sure", "sorry", "cannot", "here"]
+WORDS = ["the", "a", "an", "is", "are", "was", "good", "bad", "great", "terrible", "answer", "question", "yes", "no", "please", "thank", "you", "help", "helpful", "harmful", "correct", "wrong", "long", "short", "because", "it", "this", "that", "what", "how", "why", "when", "where", "who", "i", "we", "they", "write", "list", "explain", "tell", "me", "about", "cat", "dog", "water", "fire", "code", "python", "sure", "sorry", "cannot", "here", "user", "assistant", "system"]
 
 # A small constructed preference split (a prompt repeats, so some sequences are scored once for two pairs) with
 # corruption marks, shared by the evaluation tests.
@@ -35,19 +35,22 @@ def build_vocab() -> list[str]:
     return specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
 
 
-def make_tiny_model_dir(path: Path, seed: int = 0, hidden_dropout: float = 0.1) -> Path:
+def make_tiny_model_dir(path: Path, seed: int = 0, hidden_dropout: float = 0.1, contract: bool = True) -> Path:
+    """A tiny BERT reward model. With `contract`, it reads its inputs as a warm model does (warm's encoder template
+    and warm_contract.json, max length 128), as if `warm init` had made it; without, it is a foreign checkpoint."""
     from transformers import (
         BertConfig,
         BertForSequenceClassification,
         BertTokenizerFast,
     )
 
+    from warm.data.contract import apply_to_save, new_contract, write_contract
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = build_vocab()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(path)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
@@ -60,6 +63,11 @@ def make_tiny_model_dir(path: Path, seed: int = 0, hidden_dropout: float = 0.1) 
         num_labels=1,
         pad_token_id=0,
     )
+    if contract:
+        input_contract = new_contract(tokenizer, 128)
+        apply_to_save(tokenizer, config, input_contract)
+        write_contract(path, input_contract)
+    tokenizer.save_pretrained(path)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config)
     model.save_pretrained(path, safe_serialization=True)
@@ -86,7 +94,7 @@ def make_tiny_backbone_dir(path: Path, seed: int = 0) -> Path:
     classification has to draw the head, which is what `warm init` seeds."""
     from transformers import BertModel
 
-    path = make_tiny_model_dir(Path(path), seed=seed)
+    path = make_tiny_model_dir(Path(path), seed=seed, contract=False)
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path)

@@ -77,7 +77,8 @@ def train_command(quiet: bool, **options) -> None:
 @click.option("--top-m", default=None, type=int, help="Soup: average the M members with the best accuracy on --val.")
 @click.option("--greedy", is_flag=True, help="Soup: greedy soup on --val (Wortsman et al. 2022), decisions in warm_merge.json.")
 @click.option("--val", default=None, help="Validation preference pairs that rank members for --top-m / --greedy.")
-@click.option("--val-max-length", default=160, show_default=True, help="Token budget per (prompt, response) on --val.")
+@click.option("--val-max-length", default=None, type=int,
+              help="Token budget per (prompt, response) on --val. Default: the members' own (their input contract).")
 @click.option("--val-batch-size", default=32, show_default=True, help="Sequences per forward pass on --val.")
 @click.option("--emit-mergekit-yaml", default=None, help="Also write the equivalent mergekit `linear` config to this file.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")

@@ -52,7 +52,9 @@ def parse_number_list(text: str, option: str, kind: type = float, what: str = "n
 def evaluation_options(func):
     """The options every command that scores preference splits shares (warm eval, warm lmc)."""
     options = [
-        click.option("--max-length", default=160, show_default=True, help="Token budget per (prompt, response)."),
+        click.option("--max-length", default=None, type=int,
+                     help="Token budget per (prompt, response). Default: each model's own, from its input contract "
+                          "(warm_contract.json); a number scores every model at that length instead."),
         click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass."),
         click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split."),
         click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals."),

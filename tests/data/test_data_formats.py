@@ -11,13 +11,11 @@ import pytest
 
 from warm.data.formats import (
     PreferenceData,
-    ensure_chat_template,
     load_preferences,
     save_preferences,
     split_common_prefix,
 )
 from warm.errors import WarmError
-from warm.models.loading import load_tokenizer
 
 ROWS = [
     {"prompt": "Is water wet?", "chosen": "Yes, it is.", "rejected": "No.", "margin": 1.5, "corrupted": False},
@@ -49,14 +47,6 @@ def write_rows(path: Path, rows: list[dict], kind: str) -> Path:
             writer.writeheader()
             writer.writerows(rows)
     return path
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    tok = load_tokenizer(str(tiny_model_dir))
-    assert ensure_chat_template(tok) is True
-    assert ensure_chat_template(tok) is False  # already has one now
-    return tok
 
 
 @pytest.mark.parametrize(
@@ -121,30 +111,30 @@ def conversation(text: str) -> list[dict]:
     return [QUESTION, answer(text)]
 
 
-def test_conversational_explicit_and_implicit_render_alike(tmp_path, tokenizer):
+def test_conversational_explicit_and_implicit_give_the_same_turns(tmp_path):
     explicit = [{"prompt": [QUESTION], "chosen": [answer("Blue.")], "rejected": [answer("Green.")]}]
     implicit = [{"chosen": conversation("Blue."), "rejected": conversation("Green.")}]
-    a = load_preferences(write_rows(tmp_path / "e.jsonl", explicit, "jsonl"), tokenizer=tokenizer)
-    b = load_preferences(write_rows(tmp_path / "i.json", implicit, "json-list"), tokenizer=tokenizer)
+    a = load_preferences(write_rows(tmp_path / "e.jsonl", explicit, "jsonl"))
+    b = load_preferences(write_rows(tmp_path / "i.json", implicit, "json-list"))
     assert a.to_records() == b.to_records() == [
-        {"prompt": "user: What colour is the sky?\nassistant: ", "chosen": "Blue.\n", "rejected": "Green.\n"}
+        {"prompt": [QUESTION], "chosen": [answer("Blue.")], "rejected": [answer("Green.")]}
     ]
+    assert a.chosen_texts() == ["Blue."] and a.rejected_texts() == ["Green."]
 
 
-def test_conversational_without_shared_turns_has_empty_prompt(tmp_path, tokenizer):
-    rows = [{"chosen": conversation("Blue."), "rejected": [{"role": "user", "content": "hi"}]}]
-    data = load_preferences(write_rows(tmp_path / "d.jsonl", rows, "jsonl"), tokenizer=tokenizer)
-    assert data.prompt == [""]
-    assert data.chosen == ["user: What colour is the sky?\nassistant: Blue.\n"]
-    assert data.rejected == ["user: hi\n"]
+def test_conversational_without_shared_turns_has_no_prompt(tmp_path):
+    rows = [{"chosen": conversation("Blue."), "rejected": [{"role": "user", "content": "hi"}, answer("Hello.")]}]
+    data = load_preferences(write_rows(tmp_path / "d.jsonl", rows, "jsonl"))
+    assert data.prompt == [[]]
+    assert data.chosen == [conversation("Blue.")]
+    assert data.rejected_texts() == ["Hello."]
 
 
-def test_conversational_needs_a_tokenizer_with_a_template(tmp_path, tiny_model_dir):
-    path = write_rows(tmp_path / "d.jsonl", [{"chosen": conversation("a"), "rejected": conversation("b")}], "jsonl")
-    with pytest.raises(WarmError, match="needs a tokenizer"):
-        load_preferences(path)
-    with pytest.raises(WarmError, match="ensure_chat_template"):
-        load_preferences(path, tokenizer=load_tokenizer(str(tiny_model_dir)))
+def test_conversational_response_must_end_with_the_assistant(tmp_path):
+    rows = [{"chosen": conversation("a"), "rejected": conversation("b")},
+            {"chosen": conversation("a"), "rejected": [{"role": "user", "content": "hi"}]}]
+    with pytest.raises(WarmError, match=r"d.jsonl: row 2: field 'rejected' has no assistant turn"):
+        load_preferences(write_rows(tmp_path / "d.jsonl", rows, "jsonl"))
 
 
 def test_limit_keeps_the_first_rows(tmp_path):

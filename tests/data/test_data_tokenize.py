@@ -1,12 +1,14 @@
-"""warm.data.tokenize with the tiny WordPiece tokenizer: the truncation rule and de-duplication."""
+"""warm.data.tokenize with the tiny WordPiece tokenizer: the pre-contract pair encoding (pair_v0, how models made
+before the input contract read their inputs) and de-duplication by the contract."""
 
 from __future__ import annotations
 
 import pytest
 
-from warm.data.tokenize import encode_pair, encode_pair_checked, tokenize_pairs
+from warm.data.formats import PreferenceData
+from warm.data.tokenize import encode_pair_checked, tokenize_pairs
 from warm.errors import WarmError
-from warm.models.loading import load_tokenizer
+from warm.models.loading import load_encoder, load_tokenizer
 
 PROMPT = "please tell me about the cat and the dog"
 RESPONSE = "the cat is good because it is helpful"
@@ -48,25 +50,33 @@ def test_response_is_cut_from_its_end_only_when_it_alone_overflows(tok):
 @pytest.mark.parametrize("max_length", [5, 8, 12, 17, 40])
 def test_output_never_exceeds_max_length(tok, max_length):
     for prompt, response in [(PROMPT, RESPONSE), ("", RESPONSE), (PROMPT * 3, "yes"), ("no", RESPONSE * 4)]:
-        assert len(encode_pair(tok, prompt, response, max_length)) <= max_length
+        assert len(encode_pair_checked(tok, prompt, response, max_length)[0]) <= max_length
 
 
 def test_too_small_max_length_is_an_error(tok):
     with pytest.raises(WarmError, match="max_length"):
-        encode_pair(tok, PROMPT, RESPONSE, max_length=3)
+        encode_pair_checked(tok, PROMPT, RESPONSE, max_length=3)
 
 
-def test_repeated_sequences_are_tokenised_once(tok):
+def test_repeated_sequences_are_tokenised_once(tiny_model_dir):
+    encoder = load_encoder(str(tiny_model_dir), max_length=12)
     prompts = ["what is a cat", "what is a cat", "what is a dog"]
     chosen = ["a good cat", "a good cat", "a dog"]
     rejected = ["a bad cat", "a terrible cat", "a good cat"]
-    pairs = tokenize_pairs(tok, prompts, chosen, rejected, max_length=8)
+    pairs = tokenize_pairs(encoder, PreferenceData("constructed", prompts, chosen, rejected))
     assert pairs.n_pairs == 3
     assert len(pairs.sequences) == 5  # (cat, good cat) twice; (dog, good cat) differs by prompt
     assert pairs.chosen_index[0] == pairs.chosen_index[1]
-    assert pairs.chosen_ids()[2] == encode_pair(tok, "what is a dog", "a dog", 8)
-    assert pairs.rejected_ids()[1] == encode_pair(tok, "what is a cat", "a terrible cat", 8)
+    assert pairs.chosen_ids()[2] == encoder.encode("what is a dog", "a dog")[0]
+    assert pairs.rejected_ids()[1] == encoder.encode("what is a cat", "a terrible cat")[0]
     unique = {(p, r) for p, c, x in zip(prompts, chosen, rejected) for r in (c, x)}
-    assert pairs.truncated == sum(encode_pair_checked(tok, p, r, 8)[1] for p, r in unique) > 0
-    with pytest.raises(WarmError, match="differ in length"):
-        tokenize_pairs(tok, prompts, chosen[:2], rejected, max_length=8)
+    assert pairs.truncated == sum(encoder.encode(p, r)[1] for p, r in unique) > 0
+
+
+def test_a_row_that_cannot_be_rendered_is_named(tiny_model_dir):
+    encoder = load_encoder(str(tiny_model_dir))
+    question = [{"role": "user", "content": "hi"}]
+    data = PreferenceData("pairs.jsonl", [question, question], [[{"role": "assistant", "content": "yes"}]] * 2,
+                          [[{"role": "assistant", "content": "no"}], [{"role": "user", "content": "again"}]])
+    with pytest.raises(WarmError, match=r"pairs.jsonl: row 2: the conversation has no assistant turn"):
+        tokenize_pairs(encoder, data)

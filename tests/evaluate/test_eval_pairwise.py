@@ -107,13 +107,21 @@ def test_accuracies_match_a_manual_computation(counted, dirs):
     assert diff["diff"] == pytest.approx(split["scorers"]["warm"]["accuracy"] - max(members.values()))
 
 
-def test_refuses_mismatched_tokenizers_and_bad_input(dirs, splits, tiny_model_factory):
+def test_each_model_reads_the_splits_by_its_own_contract(dirs, splits, tiny_model_factory):
     other = tiny_model_factory("odd", seed=4)
     tokenizer = load_tokenizer(str(other))
-    tokenizer.add_tokens(["zebra"])
+    tokenizer.add_tokens(["zebra"])  # another vocabulary
     tokenizer.save_pretrained(other)
-    with pytest.raises(WarmError, match="odd_one.*tokenizer differs"):
-        evaluate({"a": dirs["a"], "odd_one": str(other)}, {}, splits, progress=False)
+    metrics, scores = evaluate({"a": dirs["a"], "odd_one": str(other)}, {}, splits, max_length=16, progress=False,
+                               return_scores=True)
+    for name, path in (("a", dirs["a"]), ("odd_one", str(other))):
+        chosen, rejected = RewardModelScorer(path, max_length=16).score_data(splits["test"])
+        np.testing.assert_allclose(scores["test"][name]["chosen"], chosen, atol=1e-6)
+        np.testing.assert_allclose(scores["test"][name]["rejected"], rejected, atol=1e-6)
+    assert metrics["config"]["contracts"][str(other)]["max_length"] == 16
+
+
+def test_refuses_bad_input(dirs, splits):
     with pytest.raises(WarmError, match="unknown ensemble reduction"):
         evaluate({}, {"e": ([dirs["a"]], "median", 1.0)}, splits, progress=False)
     with pytest.raises(WarmError, match="given twice"):

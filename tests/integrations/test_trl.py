@@ -5,7 +5,8 @@ import pytest
 from conftest import make_tiny_policy_dir
 
 from warm.errors import WarmError
-from warm.integrations.trl import WarmRewardFunction, completion_text, prompt_text
+from warm.data.contract import prompt_text, response_text
+from warm.integrations.trl import WarmRewardFunction
 from warm.score.scorer import RewardModelScorer
 
 PROMPTS = ["tell me about the cat", "why is water good", "write python code please", "help"]
@@ -13,7 +14,7 @@ PROMPTS = ["tell me about the cat", "why is water good", "write python code plea
 
 @pytest.fixture(scope="module")
 def scorer(tiny_model_dir):
-    return RewardModelScorer(str(tiny_model_dir), max_length=64, device="cpu")
+    return RewardModelScorer(str(tiny_model_dir), device="cpu")
 
 
 def test_text_and_conversational_pairs_score_like_the_scorer(scorer):
@@ -23,21 +24,25 @@ def test_text_and_conversational_pairs_score_like_the_scorer(scorer):
     text = reward(prompts=PROMPTS, completions=responses, completion_ids=[[1]] * 4, trainer_state=None)
     assert isinstance(text, list) and all(isinstance(r, float) for r in text)
     np.testing.assert_allclose(text, expected, rtol=1e-6)
-    chats = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": p}] for p in PROMPTS]
+    chats = [[{"role": "user", "content": p}] for p in PROMPTS]
     answers = [[{"role": "assistant", "content": r}] for r in responses]
-    np.testing.assert_allclose(reward(chats, answers), expected, rtol=1e-6)
+    np.testing.assert_allclose(reward(chats, answers), expected, rtol=1e-6)  # the same turns: the same reward
+    system = [[{"role": "system", "content": "be brief"}, *chat] for chat in chats]  # a system turn is read too
+    with_system = reward(system, answers)
+    np.testing.assert_allclose(with_system, scorer.score_texts(system, answers), rtol=1e-6)
+    assert not np.allclose(with_system, expected)
     assert reward.__name__ == "model"  # the reward model directory's name: what TRL logs
     assert WarmRewardFunction(scorer, name="gold/rm").__name__ == "gold_rm"
     two_turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"},
                  {"role": "user", "content": [{"type": "text", "text": "why"}, {"type": "image"}]}]
-    assert prompt_text(two_turns) == "hi\n\nwhy" and completion_text(two_turns) == "yes"
+    assert prompt_text(two_turns) == "hi\n\nwhy" and response_text(two_turns) == "yes"
 
 
 def test_spec_strings_callables_and_normalisation(tiny_model_dir, tiny_model_factory, scorer):
     other = tiny_model_factory("other", seed=1)
-    ensemble = WarmRewardFunction(f"min:{tiny_model_dir},{other}", max_length=64, device="cpu")
-    single = WarmRewardFunction(str(tiny_model_dir), max_length=64, device="cpu")
-    second = WarmRewardFunction(str(other), max_length=64, device="cpu")
+    ensemble = WarmRewardFunction(f"min:{tiny_model_dir},{other}", device="cpu")
+    single = WarmRewardFunction(str(tiny_model_dir), device="cpu")
+    second = WarmRewardFunction(str(other), device="cpu")
     responses = ["good", "bad", "the answer", "yes"]
     np.testing.assert_allclose(ensemble(PROMPTS, responses),
                                np.minimum(single(PROMPTS, responses), second(PROMPTS, responses)), rtol=1e-6)
@@ -103,11 +108,11 @@ def test_trainers_call_the_reward_with_their_samples(kind, one_thread, scorer, t
         prompts, completions = call["prompts"], call["completions"]
         assert len(prompts) == 4 and prompts[0] == prompts[1] and prompts[2] == prompts[3]  # 2 prompts x 2 samples
         assert all(p in rows for p in prompts)
-        texts = [completion_text(c) for c in completions]
+        texts = [response_text(c) for c in completions]
         assert texts == tokenizer.batch_decode(call["ids"], skip_special_tokens=True)
         if kind == "rloo":
             assert all(c[0]["role"] == "assistant" for c in completions)
-        expected = scorer.score_texts([prompt_text(p) for p in prompts], texts)
+        expected = scorer.score_texts([prompt_text(p) for p in prompts], texts)  # the same turns as plain text
         np.testing.assert_allclose(call["rewards"], expected, rtol=1e-5)
         assert mean == pytest.approx(float(np.mean(expected)), rel=1e-5)
     assert list(trainer._logs["completion"]) == reward.calls[-1]["completions"]  # the trainer's own record

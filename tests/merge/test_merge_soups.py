@@ -91,13 +91,11 @@ def test_greedy_soup_end_to_end_with_mergekit_config(noisy_members, tmp_path):
         str(Path(m).resolve()) for m in selected]
     # The recorded accuracy of the best member is what the scorer and the shared metric give it.
     from warm.data.formats import load_preferences
-    from warm.data.tokenize import tokenize_pairs
     from warm.evaluate.metrics import pairwise_correct
     from warm.score.scorer import RewardModelScorer
 
     scorer = RewardModelScorer(soup["decisions"][0]["member"], max_length=32, precision="auto")  # as `warm eval`
-    data = load_preferences(str(val), tokenizer=scorer.tokenizer)
-    chosen, rejected = scorer.score_pairs(tokenize_pairs(scorer.tokenizer, data.prompt, data.chosen, data.rejected, 32))
+    chosen, rejected = scorer.score_data(load_preferences(str(val)))
     assert soup["decisions"][0]["candidate_accuracy"] == pytest.approx(pairwise_correct(chosen, rejected).mean())
     assert soup["ranking"][0]["accuracy"] >= soup["ranking"][-1]["accuracy"]
     parsed = yaml.safe_load(config.read_text())

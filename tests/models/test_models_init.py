@@ -36,12 +36,16 @@ def test_init_metadata_and_tokenizer(tiny_backbone_dir, tmp_path):
     meta = read_json(out / INIT_META)
     assert meta["fingerprint"] == info["fingerprint"] == weights_fingerprint(out)
     assert meta["pad_token"] == "[PAD]"
-    assert meta["chat_template_fallback"] is True  # the tiny BERT tokenizer has no chat template
+    assert meta["chat_template"] == "warm-encoder"  # the tiny BERT tokenizer has no chat template
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.num_labels == 1 and model.config.pad_token_id == 0
-    assert AutoTokenizer.from_pretrained(out).chat_template
+    assert model.config.problem_type == "regression"  # pipeline("text-classification") returns the raw reward
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.chat_template and tokenizer.truncation_side == "left" and tokenizer.model_max_length == 160
+    contract = read_json(out / "warm_contract.json")
+    assert contract["max_length"] == 160 and contract["template"] == "warm-encoder" and contract["add_special_tokens"]
 
 
 def test_init_refuses_existing_output(tiny_backbone_dir, tmp_path):

@@ -203,6 +203,4 @@ def test_scorer_failure_is_500_then_the_server_keeps_serving(models):
 
 
 def real_scores(scorer, real):
-    from warm.data.tokenize import encode_pair
-
-    return real([encode_pair(scorer.tokenizer, p, r, 64) for p, r in zip(PROMPTS, RESPONSES)])
+    return real(scorer.encoder.encode_many(PROMPTS, RESPONSES)[0])

@@ -46,7 +46,7 @@ def test_binding_beyond_loopback_without_a_key_warns(tiny_model_dir, captured):
 
 @pytest.mark.parametrize("args, message", [
     (["no/such/model"], "is not a model directory"),
-    (["{model}", "--max-length", "999"], "pass --max-length 128 or less"),
+    (["{model}", "--max-length", "999"], "max length 999 exceeds the model's 128 positions"),
     (["{model}", "--max-batch", "0"], "--max-batch must be a positive integer"),
     (["{model}", "--max-wait-ms", "-1"], "--max-wait-ms must be >= 0"),
     (["{model}", "--api-key", " "], "--api-key is empty"),

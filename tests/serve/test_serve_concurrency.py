@@ -10,8 +10,7 @@ import pytest
 from conftest import make_tiny_model_dir
 from fastapi.testclient import TestClient
 
-from warm.data.tokenize import encode_pair
-from warm.models.loading import load_tokenizer
+from warm.models.loading import load_encoder
 from warm.score.scorer import EnsembleScorer
 from warm.serve.app import create_app
 from warm.serve.settings import ServeSettings
@@ -29,13 +28,13 @@ def request_texts(r: int) -> tuple[list[str], list[str]]:
 
 
 def counting(scorer, method: str) -> list[int]:
-    """Replace scorer.<method> with a wrapper that records each call's number of sequences."""
+    """Replace scorer.<method>(prompts, responses) with a wrapper that records each call's number of items."""
     sizes: list[int] = []
     real = getattr(scorer, method)
 
-    def wrapper(seqs, **kwargs):
-        sizes.append(len(seqs))
-        return real(seqs, **kwargs)
+    def wrapper(prompts, responses, **kwargs):
+        sizes.append(len(prompts))
+        return real(prompts, responses, **kwargs)
 
     setattr(scorer, method, wrapper)
     return sizes
@@ -53,16 +52,17 @@ class ChecksumScorer:
 
     name = "checksum"
 
-    def __init__(self, tokenizer, max_length: int = 64) -> None:
-        self.tokenizer, self.max_length = tokenizer, max_length
+    def __init__(self, encoder) -> None:
+        self.encoder, self.max_length = encoder, encoder.max_length
 
-    def score_sequences(self, seqs, progress=False) -> np.ndarray:
-        return np.array([sum((i + 1) * t for i, t in enumerate(s)) % 1_000_003 for s in seqs], dtype=np.float32)
+    def score_members(self, prompts, responses, progress=False) -> np.ndarray:
+        seqs = self.encoder.encode_many(prompts, responses)[0]
+        return np.array([[sum((i + 1) * t for i, t in enumerate(s)) % 1_000_003 for s in seqs]], dtype=np.float32)
 
 
 def test_threads_each_get_their_own_scores_in_order(model_dirs):
-    scorer = ChecksumScorer(load_tokenizer(model_dirs[0]))
-    sizes = counting(scorer, "score_sequences")
+    scorer = ChecksumScorer(load_encoder(model_dirs[0]))
+    sizes = counting(scorer, "score_members")
     results: dict[int, list[float]] = {}
     with TestClient(create_app(scorer, ServeSettings(max_batch=64, max_wait_ms=100))) as client:
         barrier = threading.Barrier(N_REQUESTS)
@@ -84,8 +84,7 @@ def test_threads_each_get_their_own_scores_in_order(model_dirs):
     assert sorted(results) == list(range(N_REQUESTS))
     assert len(sizes) < N_REQUESTS and max(sizes) > 4  # batched: fewer calls than requests, several per call
     assert health["scorer_calls"] == len(sizes) and health["items_scored"] == sum(sizes)
-    expected = {r: [float(x) for x in scorer.score_sequences(
-        [encode_pair(scorer.tokenizer, p, x, 64) for p, x in zip(*request_texts(r))])] for r in range(N_REQUESTS)}
+    expected = {r: [float(x) for x in scorer.score_members(*request_texts(r))[0]] for r in range(N_REQUESTS)}
     assert len({x for v in expected.values() for x in v}) == sum(len(v) for v in expected.values())  # all distinct
     assert results == expected
 
@@ -93,7 +92,7 @@ def test_threads_each_get_their_own_scores_in_order(model_dirs):
 def test_async_clients_with_members_and_small_batches(model_dirs):
     """An async client (as RL frameworks use), an ensemble, and max_batch smaller than a request's share."""
     scorer = EnsembleScorer(model_dirs, max_length=64, batch_size=8)
-    sizes = counting(scorer, "score_member_sequences")
+    sizes = counting(scorer, "score_members")
     app = create_app(scorer, ServeSettings(max_batch=8, max_wait_ms=50))
 
     async def main() -> dict[int, dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from warm.data.contract import InputContract
 import torch
 from safetensors.torch import load_file
 
@@ -68,12 +70,16 @@ def test_lora_members_are_adapters_with_their_own_head(init_and_data, tmp_path):
 
 def test_lora_settings_are_part_of_the_plan(init_and_data, tmp_path):
     init, data = init_and_data
-    assert training_settings(_config(init, data, tmp_path)).get("lora") == {
-        "r": 4, "alpha": 8.0, "dropout": 0.0, "targets": ["query", "value"]}
-    assert training_settings(_config(init, data, tmp_path, lora_alpha=None, lora_targets=None))["lora"] == {
+    contract = InputContract(max_length=64)
+
+    def settings(**changes):
+        return training_settings(_config(init, data, tmp_path, **changes), contract)
+
+    assert settings().get("lora") == {"r": 4, "alpha": 8.0, "dropout": 0.0, "targets": ["query", "value"]}
+    assert settings(lora_alpha=None, lora_targets=None)["lora"] == {
         "r": 4, "alpha": 4.0, "dropout": 0.0, "targets": []}  # alpha defaults to r; PEFT picks the targets
     # Absent, not None, for full fine-tuning: plans written before LoRA existed keep their hash.
-    assert "lora" not in training_settings(_config(init, data, tmp_path, lora_r=0))
+    assert "lora" not in settings(lora_r=0)
 
 
 def test_bad_lora_settings_fail_in_one_line(init_and_data, tmp_path):

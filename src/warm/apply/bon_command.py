@@ -26,7 +26,8 @@ def parse_ns(text: str | None) -> list[int] | None:
                                            "file's gold column (the paper's setting for generated candidates).")
 @click.option("--reference", default=None, help="NAME of the selector that every other is compared with (win rate).")
 @click.option("--prompts", "n_prompts", default=None, type=int, help="Use only the first N prompts.")
-@click.option("--max-length", default=512, show_default=True, help="Token budget per (prompt, candidate).")
+@click.option("--max-length", default=None, type=int,
+              help="Token budget per (prompt, candidate). Default: each model's own (its input contract).")
 @click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS))
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples (over prompts) for the intervals.")

@@ -24,36 +24,24 @@ from warm.errors import WarmError
 from warm.fileio import sha256_file, sha256_json, write_json, write_text
 
 
-def score_models(pool: CandidatePool, model_dirs: list[str], cache_dir: str | Path, *, max_length: int,
-                 precision: str, batch_size: int = 32, progress: bool = True,
+def score_models(pool: CandidatePool, model_dirs: list[str], cache_dir: str | Path, *, precision: str,
+                 batch_size: int = 32, max_length: int | None = None, progress: bool = True,
                  weights_digest=None) -> dict[str, np.ndarray]:
-    """{model dir: rewards of every candidate}, each model scored once (and not at all when cached).
-
-    Candidates are tokenised with each model's own tokenizer (models of different inits may differ), memoised
-    per tokenizer so the M members of one run tokenise the pool once.
-    """
-    from warm.data.tokenize import encode_pair
+    """{model dir: rewards of every candidate}, each model scored once by its own input contract (and not at all
+    when cached)."""
     from warm.models.init import weights_fingerprint
-    from warm.models.loading import load_tokenizer
     from warm.models.precision import resolve_precision
-    from warm.score.cache import cached_sequence_scores
-    from warm.score.scorer import default_device, tokenizer_signature
+    from warm.score.cache import cached_rewards
+    from warm.score.scorer import default_device
 
     precision = resolve_precision(precision, default_device())
     data_key = {"candidates": sha256_json([pool.prompts, pool.candidates])}
     digest = weights_digest or weights_fingerprint
-    tokenized: dict[str, list[list[int]]] = {}
-    out = {}
-    for model_dir in dict.fromkeys(model_dirs):
-        tokenizer = load_tokenizer(model_dir)
-        signature = sha256_json(tokenizer_signature(tokenizer))
-        if signature not in tokenized:
-            tokenized[signature] = [encode_pair(tokenizer, p, c, max_length) for p, c in zip(pool.prompts, pool.candidates)]
-        out[model_dir] = cached_sequence_scores(model_dir, tokenized[signature], cache_dir, weights_digest=digest(Path(model_dir)),
-                                                data_key=data_key, max_length=max_length, precision=precision,
-                                                batch_size=batch_size, progress=progress,
-                                                desc=f"{Path(model_dir).name} · candidates")
-    return out
+    return {model_dir: cached_rewards(model_dir, pool.prompts, pool.candidates, cache_dir,
+                                      weights_digest=digest(Path(model_dir)), data_key=data_key, precision=precision,
+                                      batch_size=batch_size, max_length=max_length, progress=progress,
+                                      desc=f"{Path(model_dir).name} · candidates")
+            for model_dir in dict.fromkeys(model_dirs)}
 
 
 def selector_scores(specs: dict[str, str], model_scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -97,7 +85,7 @@ def limit_prompts(pool: CandidatePool, n_prompts: int | None) -> CandidatePool:
 
 
 def run_bon(candidates: str, selectors: dict[str, str], out: str | Path, *, ns: list[int] | None = None,
-            gold: str | None = None, reference: str | None = None, max_length: int = 512, batch_size: int = 32,
+            gold: str | None = None, reference: str | None = None, max_length: int | None = None, batch_size: int = 32,
             precision: str = "auto", n_prompts: int | None = None, n_boot: int = 1000, seed: int = 0,
             progress: bool = True) -> dict:
     """The `warm bon` command's work; returns the curves written to OUT/bon.json."""
@@ -119,8 +107,8 @@ def run_bon(candidates: str, selectors: dict[str, str], out: str | Path, *, ns: 
               "gold": gold or "column 'gold'", "reference": reference, "ns": ns, "max_length": max_length,
               "precision": precision, "n_boot": n_boot, "seed": seed}
     write_json(out / "bon_config.json", config)
-    scores = score_models(pool, model_dirs + gold_dirs, out / "scores", max_length=max_length, precision=precision,
-                          batch_size=batch_size, progress=progress)
+    scores = score_models(pool, model_dirs + gold_dirs, out / "scores", precision=precision, batch_size=batch_size,
+                          max_length=max_length, progress=progress)
     if gold:
         pool = pool.with_gold(selector_scores({"gold": gold}, scores)["gold"])
     curves = bon_curves(pool, selector_scores(selectors, scores), ns, reference=reference, n_boot=n_boot, seed=seed)

@@ -36,7 +36,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.generation import TopPLogitsWarper
 
 from warm.apply.candidates import ALIASES
-from warm.data.formats import ensure_chat_template, field_kind
+from warm.data.contract import DECODER_TEMPLATE
+from warm.data.formats import field_kind
 from warm.data.sources import error_summary, read_dataset
 from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
@@ -269,7 +270,7 @@ def load_policy(path: str, items: list[dict], device: str, dtype: torch.dtype, t
         raise WarmError(f"{path}: the tokenizer has {len(tokenizer)} tokens, the model's embeddings fewer")
     rendering = "chat_template" if getattr(tokenizer, "chat_template", None) else "raw"
     if rendering == "raw" and any(not isinstance(item["prompt"], str) for item in items):
-        ensure_chat_template(tokenizer)  # messages need some template: warm's plain "role: content" lines
+        tokenizer.chat_template = DECODER_TEMPLATE  # messages need some template: warm's plain "role: content" lines
         rendering = "raw text, fallback template for messages"
     return model, tokenizer, rendering
 

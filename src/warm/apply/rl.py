@@ -83,7 +83,8 @@ class RLConfig:
     batch_size: int = field(default=8, metadata=_help("Prompts per step."))
     seed: int = field(default=0, metadata=_help("Seed of training, the held-out draw and the evaluation samples."))
     eval_batch_size: int = field(default=16, metadata=_help("Prompts per generation batch in evaluations."))
-    reward_max_length: int = field(default=512, metadata=_help("Token budget per (prompt, response) for the rewards."))
+    reward_max_length: int | None = field(default=None, metadata=_help(
+        "Token budget per (prompt, response) for the rewards. Default: each reward model's own (its input contract)."))
     reward_batch_size: int = field(default=32, metadata=_help("Sequences per reward-model forward pass."))
     precision: str = field(default="auto", metadata=_help(
         "auto, fp32 or bf16 (autocast; weights stay float32). auto: bf16 on a GPU that supports it, float32 for "
@@ -95,7 +96,7 @@ class RLConfig:
 def check_config(config: RLConfig) -> None:
     for name in ("steps", "eval_every", "max_new_tokens", "batch_size", "eval_batch_size", "reward_max_length",
                  "reward_batch_size"):
-        if getattr(config, name) < 1:
+        if getattr(config, name) is not None and getattr(config, name) < 1:
             raise WarmError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.num_generations < 2:
         raise WarmError(f"num_generations must be at least 2 (RLOO's baseline needs another response), "

@@ -62,7 +62,7 @@ def judged_steps(run_dir: str | Path, judge: Any = None) -> list[dict]:
     return steps
 
 
-def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None, *, max_length: int = 512,
+def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None, *, max_length: int | None = None,
               batch_size: int = 32, precision: str = "auto") -> dict:
     """Judge every run, write OUT/rl_report.json, the figure and report.md; return the JSON payload."""
     if not runs:

@@ -13,7 +13,8 @@ from warm.models import PRECISIONS
 @click.option("--control", default=None, help="Scorer spec of the control reward that rescores every run's held-out "
                                               "responses. Default: the control recorded during the runs.")
 @click.option("--out", required=True, help="Directory for rl_report.json, rl_report.png and report.md.")
-@click.option("--max-length", default=512, show_default=True, help="Control's token budget per (prompt, response).")
+@click.option("--max-length", default=None, type=int,
+              help="Control's token budget per (prompt, response). Default: its own (its input contract).")
 @click.option("--batch-size", default=32, show_default=True, help="Sequences per control forward pass.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
               help="Control precision: bf16 autocast where supported (auto), or fp32.")

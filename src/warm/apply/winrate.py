@@ -53,7 +53,7 @@ def resolve_policy_dir(policy: str) -> str:
 
 def run_winrate(policy_a: str, policy_b: str, prompts: str | os.PathLike, judge: Any, *, out: str | None = None,
                 samples: int = 1, max_new_tokens: int = 256, temperature: float = 0.9, seed: int = 0,
-                batch_size: int = 8, limit: int | None = None, judge_max_length: int = 512,
+                batch_size: int = 8, limit: int | None = None, judge_max_length: int | None = None,
                 judge_batch_size: int = 32, precision: str = "auto", n_boot: int = 1000, force: bool = False,
                 progress: bool = True) -> dict:
     """Generate with both policies, judge, and return (and with `out`, write) winrate.json's payload.

@@ -26,7 +26,8 @@ from warm.models import PRECISIONS
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Sequences per generate call.")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Use only the first N prompts.")
-@click.option("--judge-max-length", default=512, show_default=True, help="Token budget per (prompt, answer).")
+@click.option("--judge-max-length", default=None, type=int,
+              help="Token budget per (prompt, answer). Default: the judge's own (its input contract).")
 @click.option("--judge-batch-size", default=32, show_default=True, help="Sequences per judge forward pass.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
               help="Judge precision: bf16 autocast where supported (auto), or fp32.")

@@ -1,14 +1,15 @@
 """Reading and writing preference data in TRL's formats (https://huggingface.co/docs/trl/dataset_formats).
 
-Every source becomes one `PreferenceData`: rendered text (prompt, chosen, rejected), ready for
-`warm.data.tokenize`. Rendering happens once, here, so every member of a WARM run sees the same strings.
+Every source becomes one `PreferenceData`: (prompt, chosen, rejected) as TRL has them, text or lists of messages.
+Nothing is rendered here: a model's input contract (warm.data.contract) turns each (prompt, response) into its
+inputs, so a conversational row and a text row with the same turns are the same input to every model.
 
 Formats accepted, row by row:
 - explicit prompt, standard: `prompt`, `chosen`, `rejected` are strings;
 - implicit prompt, standard: only `chosen` and `rejected`, whose longest common prefix (cut at a whitespace
   boundary, see `split_common_prefix`) becomes the prompt;
-- conversational, explicit or implicit prompt: lists of `{role, content}` messages, rendered with the tokenizer's
-  chat template by TRL's own `maybe_extract_prompt` + `apply_chat_template`.
+- conversational, explicit or implicit prompt: lists of `{role, content}` messages; the turns the responses share
+  become the prompt (TRL's `maybe_extract_prompt`).
 Optional `margin` (float) and `corrupted` (bool) columns are kept; other extra columns are ignored.
 """
 
@@ -19,23 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from warm.data.sources import error_summary, read_dataset, write_jsonl
+from warm.data.contract import response_text
+from warm.data.sources import read_dataset, write_jsonl
 from warm.errors import WarmError
-
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}assistant: {% endif %}"
-)
-
 
 @dataclass
 class PreferenceData:
-    """Preference pairs as rendered text: `prompt[i] + chosen[i]` is preferred over `prompt[i] + rejected[i]`."""
+    """Preference pairs: (prompt[i], chosen[i]) is preferred over (prompt[i], rejected[i]).
+
+    Each value is text or a list of {role, content} messages (TRL's conversational format).
+    """
 
     source: str  # file path or dataset name, for error messages and metadata
-    prompt: list[str]  # "" for implicit-prompt data with no common prefix
-    chosen: list[str]  # continuation of prompt
-    rejected: list[str]
+    prompt: list  # "" for implicit-prompt text with no common prefix, [] for conversations without shared turns
+    chosen: list  # the preferred response
+    rejected: list
     margin: list[float] | None = None
     corrupted: list[bool] | None = None  # True where chosen/rejected were swapped by warm.data.corrupt
     corruption: dict | None = None  # how `corrupted` was drawn ({"fraction", "seed"}), when known
@@ -59,6 +58,13 @@ class PreferenceData:
         return PreferenceData(self.source, pick(self.prompt), pick(self.chosen), pick(self.rejected),
                               pick(self.margin), pick(self.corrupted), self.corruption)
 
+    def chosen_texts(self) -> list[str]:
+        """The words of each chosen response (what length baselines compare)."""
+        return [response_text(value) for value in self.chosen]
+
+    def rejected_texts(self) -> list[str]:
+        return [response_text(value) for value in self.rejected]
+
     def to_records(self) -> list[dict]:
         """One dict per pair (prompt, chosen, rejected, and margin / corrupted when present): TRL's explicit format."""
         records = []
@@ -75,7 +81,6 @@ class PreferenceData:
 def load_preferences(
     source: str | os.PathLike,
     *,
-    tokenizer=None,
     prompt_key: str = "prompt",
     chosen_key: str = "chosen",
     rejected_key: str = "rejected",
@@ -86,8 +91,7 @@ def load_preferences(
 
     `*_key` name the user's columns. A missing `prompt_key` column is the implicit-prompt format when it is the
     default "prompt", an error otherwise. `split` applies to hub datasets (a local file is one split).
-    `limit` keeps the first `limit` rows. Conversational rows need `tokenizer` with a chat template
-    (see `ensure_chat_template`).
+    `limit` keeps the first `limit` rows.
     """
     name = os.fspath(source)
     if limit is not None and limit < 1:
@@ -108,7 +112,7 @@ def load_preferences(
     prompts, chosen, rejected = [], [], []
     for i in range(len(dataset)):
         values = [None if key is None else columns[key][i] for key in keys]
-        p, c, r = _render_row(name, i + 1, keys, values, tokenizer)
+        p, c, r = _split_row(name, i + 1, keys, values)
         prompts.append(p)
         chosen.append(c)
         rejected.append(r)
@@ -121,20 +125,6 @@ def load_preferences(
 def save_preferences(data: PreferenceData, path: str | os.PathLike) -> Path:
     """Write `data.to_records()` as JSON lines (.jsonl or .jsonl.gz), atomically; `load_preferences` reads it back."""
     return write_jsonl(path, data.to_records())
-
-
-def ensure_chat_template(tokenizer) -> bool:
-    """Give `tokenizer` a chat template if it has none; return whether one was set.
-
-    Encoders such as all-MiniLM-L6-v2 ship without one, yet conversational preference data must be rendered to
-    text somehow. The fallback (`FALLBACK_CHAT_TEMPLATE`) writes each message as "{role}: {content}\\n" and, with
-    `add_generation_prompt`, ends with "assistant: ". It is saved with the tokenizer, so every member and the
-    merged model render conversations identically.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        return False
-    tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
-    return True
 
 
 def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -152,11 +142,11 @@ def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
     return chosen[:cut], chosen[cut:], rejected[cut:]
 
 
-# --- rendering ---------------------------------------------------------------------------------------------------
+# --- rows --------------------------------------------------------------------------------------------------------
 
 
-def _render_row(source: str, row: int, keys: Sequence[str | None], values: list, tokenizer) -> tuple[str, str, str]:
-    """(prompt, chosen, rejected) text of one row, `row` counted from 1; keys[0] is None for implicit prompts."""
+def _split_row(source: str, row: int, keys: Sequence[str | None], values: list) -> tuple:
+    """(prompt, chosen, rejected) of one row, `row` counted from 1; keys[0] is None for implicit prompts."""
     kinds = [None if key is None else field_kind(source, row, key, value) for key, value in zip(keys, values)]
     if "messages" not in kinds:
         prompt, chosen, rejected = values
@@ -164,25 +154,19 @@ def _render_row(source: str, row: int, keys: Sequence[str | None], values: list,
     if kinds[1] != "messages" or kinds[2] != "messages":
         raise WarmError(f"{source}: row {row}: mixes text and messages "
                         f"('{keys[1]}' and '{keys[2]}' must both be message lists)")
-    if tokenizer is None:
-        raise WarmError(f"{source}: conversational data (lists of messages) needs a tokenizer to render it")
-    if not getattr(tokenizer, "chat_template", None):
-        raise WarmError(f"{source}: conversational data needs a chat template; the tokenizer has none "
-                        "(warm.data.formats.ensure_chat_template sets a fallback)")
-    from trl.data_utils import apply_chat_template, maybe_extract_prompt
+    from trl.data_utils import maybe_extract_prompt
 
     example = {"chosen": values[1], "rejected": values[2]}
     if keys[0] is not None:
         example["prompt"] = values[0]
     # TRL drops a text prompt beside conversational responses and extracts the shared turns instead.
     example = maybe_extract_prompt(example)
-    if not example.get("prompt"):  # no shared turn: TRL's renderer needs a non-empty prompt, so render implicitly
-        example.pop("prompt", None)
-    try:
-        out = apply_chat_template(example, tokenizer)
-    except Exception as exc:  # noqa: BLE001 - jinja and TRL raise assorted types for malformed conversations
-        raise WarmError(f"{source}: row {row}: cannot apply the chat template ({error_summary(exc)})") from None
-    return out.get("prompt", ""), out["chosen"], out["rejected"]
+    prompt = example.get("prompt") or []
+    for key, response in (("chosen", example["chosen"]), ("rejected", example["rejected"])):
+        if not response or response[-1]["role"] != "assistant":
+            raise WarmError(f"{source}: row {row}: field '{keys[1] if key == 'chosen' else keys[2]}' has no assistant "
+                            "turn to score (the last message must be the assistant's)")
+    return prompt, example["chosen"], example["rejected"]
 
 
 def field_kind(source: str, row: int, key: str, value: Any) -> str:

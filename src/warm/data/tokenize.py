@@ -1,29 +1,28 @@
-"""Tokenising (prompt, response) pairs for reward models, once, for every member.
+"""Tokenising preference pairs for reward models, once, for every member, by the model's input contract.
 
-Why not TRL's own tokenisation: TRL appends `eos_token` to raw text (BERT-style tokenizers have none), and its
-`max_length` drops over-long pairs instead of truncating them. warm tokenises here and hands TRL `chosen_ids` /
-`rejected_ids`, so all M members share one tokenisation and no pair is silently lost.
+Why not TRL's own tokenisation: its `max_length` drops over-long pairs instead of truncating them, and the contract
+(warm.data.contract) is the one rule every consumer of the model follows. warm tokenises here and hands TRL
+`chosen_ids` / `rejected_ids`, so all M members share one tokenisation and no pair is silently lost.
 
-Truncation rule (README, "Truncation"): when prompt + response exceed `max_length`, the prompt is cut first, from
-its start (the end of the prompt, nearest the answer, is kept). Only if the response alone does not fit is the
-response cut, from its end.
+`encode_pair_checked` is the encoding of models made before the contract existed (rendering "pair_v0"): prompt and
+response as the tokenizer's two segments; when they exceed `max_length` the prompt is cut first, from its start,
+and only a response too long on its own is cut, from its end. Kept so those models are scored as they were trained.
 """
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from warm.data.contract import PairEncoder, canonical_key
 from warm.errors import WarmError
 
-
-def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int) -> list[int]:
-    """Token ids of one (prompt, response) sequence; see `encode_pair_checked`."""
-    return encode_pair_checked(tokenizer, prompt, response, max_length)[0]
+if TYPE_CHECKING:
+    from warm.data.formats import PreferenceData
 
 
 def encode_pair_checked(
@@ -105,30 +104,23 @@ class TokenizedPairs:
         return [self.sequences[i] for i in self.rejected_index]
 
 
-def tokenize_pairs(
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    chosen: Sequence[str],
-    rejected: Sequence[str],
-    max_length: int,
-) -> TokenizedPairs:
-    """Tokenise rendered text pairs (see `warm.data.formats` for rendering), de-duplicating sequences."""
-    if not (len(prompts) == len(chosen) == len(rejected)):
-        raise WarmError(f"prompts, chosen and rejected differ in length: {len(prompts)}, {len(chosen)}, {len(rejected)}")
-    index: dict[tuple[str, str], int] = {}
-    sequences: list[list[int]] = []
-    truncated = 0
+def tokenize_pairs(encoder: PairEncoder, data: PreferenceData) -> TokenizedPairs:
+    """Tokenise preference pairs by `encoder`'s contract, each distinct (prompt, response) once.
 
-    def lookup(prompt: str, response: str) -> int:
-        nonlocal truncated
-        key = (prompt, response)
-        if key not in index:
-            ids, was_cut = encode_pair_checked(tokenizer, prompt, response, max_length)
-            truncated += int(was_cut)
-            index[key] = len(sequences)
-            sequences.append(ids)
-        return index[key]
-
-    chosen_index = np.array([lookup(p, c) for p, c in zip(prompts, chosen)], dtype=np.int64)
-    rejected_index = np.array([lookup(p, r) for p, r in zip(prompts, rejected)], dtype=np.int64)
-    return TokenizedPairs(sequences, chosen_index, rejected_index, truncated)
+    A row that cannot be rendered (no assistant turn, a template that refuses it) is a WarmError naming the row.
+    """
+    index: dict[str, int] = {}
+    prompts, responses, rows, position = [], [], [], []
+    for column in (data.chosen, data.rejected):
+        for row, (prompt, response) in enumerate(zip(data.prompt, column)):
+            key = canonical_key(prompt, response)
+            if key not in index:
+                index[key] = len(prompts)
+                prompts.append(prompt)
+                responses.append(response)
+                rows.append(row + 1)
+            position.append(index[key])
+    sequences, cut = encoder.encode_many(prompts, responses, where=data.source, rows=rows)
+    n = len(data)
+    return TokenizedPairs(sequences, np.asarray(position[:n], dtype=np.int64), np.asarray(position[n:], dtype=np.int64),
+                          int(sum(cut)))

@@ -48,9 +48,9 @@ from warm.fileio import write_json
 from warm.merge.merge import check_lineage, check_tensors
 from warm.merge.methods import linear
 from warm.merge.tensor_io import CheckpointReader
-from warm.models.loading import load_tokenizer, resolve_model_path
+from warm.models.loading import load_encoder, resolve_model_path
 from warm.models.precision import resolve_precision
-from warm.score.scorer import RewardModelScorer, check_same_tokenizer, default_device
+from warm.score.scorer import RewardModelScorer, default_device
 
 DEFAULT_LAMBDAS = tuple(i / 10 for i in range(11))
 
@@ -132,7 +132,7 @@ def lmc_curves(
     splits: dict[str, PreferenceData],
     lambdas: Sequence[float] = DEFAULT_LAMBDAS,
     *,
-    max_length: int = 512,
+    max_length: int | None = None,
     batch_size: int = 32,
     precision: str = "auto",
     n_boot: int = 1000,
@@ -152,9 +152,11 @@ def lmc_curves(
     try:
         check_tensors(readers)  # before any model is loaded: a mismatch names the tensor
         fingerprints, common = check_lineage([Path(p) for p in paths], allow_mixed_init=True)  # warns only
-        tokenizer = check_same_tokenizer({str(m): load_tokenizer(p) for m, p in zip((model_a, model_b), paths)})
-        tokenized = {name: tokenize_pairs(tokenizer, d.prompt, d.chosen, d.rejected, max_length)
-                     for name, d in splits.items()}
+        encoders = [load_encoder(p, max_length=max_length) for p in paths]
+        if encoders[0].signature != encoders[1].signature:
+            raise WarmError(f"{model_b}: reads its inputs differently from {model_a} (tokenizer or input contract); "
+                            "interpolating them is not meaningful")
+        tokenized = {name: tokenize_pairs(encoders[0], d) for name, d in splits.items()}
         used_precision = resolve_precision(precision, device or default_device())
         options = dict(batch_size=batch_size, max_length=max_length, device=device, precision=used_precision)
         seq: dict[float, dict[str, np.ndarray]] = {}  # λ -> split -> rewards of its unique sequences
@@ -175,7 +177,8 @@ def lmc_curves(
         for reader in readers:
             reader.close()
 
-    config = {"model_a": str(model_a), "model_b": str(model_b), "lambdas": lams, "max_length": max_length,
+    config = {"model_a": str(model_a), "model_b": str(model_b), "lambdas": lams,
+              "max_length": encoders[0].max_length, "contract": encoders[0].contract.to_json(),
               "batch_size": batch_size, "precision": used_precision, "n_boot": n_boot, "seed": seed, "alpha": ALPHA,
               "init_fingerprints": fingerprints, "shared_init": common is not None}
     result: dict[str, Any] = {"config": config, "weights": weights, "splits": {}}
@@ -208,7 +211,7 @@ def _split_curves(data: PreferenceData, pairs: TokenizedPairs, corrupted: np.nda
         mean = lambda v: float(v.mean()) if v.size else None  # noqa: E731
         return {"wa": mean(wa), "ens": mean(ens), "diag": mean(diag), "n": int(wa.size)}
 
-    adversarial = length_adversarial_mask(data.chosen, data.rejected)
+    adversarial = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
     end_a, end_b = scores[0.0], scores[1.0]
     correct_a = pairwise_correct(end_a["chosen"], end_a["rejected"])
     correct_b = pairwise_correct(end_b["chosen"], end_b["rejected"])
@@ -233,7 +236,7 @@ def _split_curves(data: PreferenceData, pairs: TokenizedPairs, corrupted: np.nda
 
 
 def run_lmc(model_a: str, model_b: str, split_files: dict[str, str], out_dir: str | Path,
-            lambdas: Sequence[float] = DEFAULT_LAMBDAS, *, max_length: int = 160, batch_size: int = 32,
+            lambdas: Sequence[float] = DEFAULT_LAMBDAS, *, max_length: int | None = None, batch_size: int = 32,
             limit: int | None = None, n_boot: int = 1000, seed: int = 0, precision: str = "auto",
             progress: bool = True) -> dict:
     """`warm lmc` from files to files: OUT_DIR/lmc.json and OUT_DIR/lmc.png, and a table printed. Returns the dict."""
@@ -242,8 +245,8 @@ def run_lmc(model_a: str, model_b: str, split_files: dict[str, str], out_dir: st
     if not split_files:
         raise WarmError("no splits: give --data NAME=FILE")
     check_lambdas(lambdas)  # user errors before any file is read
-    tokenizer = load_tokenizer(_local_dirs(model_a, model_b)[0])  # renders conversational splits like `warm eval`
-    splits = {name: load_preferences(path, tokenizer=tokenizer, limit=limit) for name, path in split_files.items()}
+    _local_dirs(model_a, model_b)  # user errors before any file is read
+    splits = {name: load_preferences(path, limit=limit) for name, path in split_files.items()}
     start = time.perf_counter()
     lmc = lmc_curves(model_a, model_b, splits, lambdas, max_length=max_length, batch_size=batch_size,
                      precision=precision, n_boot=n_boot, seed=seed, progress=progress)

@@ -1,20 +1,21 @@
 """The `warm eval` driver: pairwise accuracy of reward models, ensembles and their members, with bootstrap intervals.
 
-Work is shared as far as it can be. Each split is tokenised once (every model must share one tokenizer); each
-distinct model directory is loaded once and scores each unique sequence of each split once, even when it is both
-a named model and an ensemble member, or a member of several ensembles; ensemble rewards are reductions of those
-member scores (warm.score.reductions), the same numbers `EnsembleScorer` would give. Only one model is in memory
-at a time.
+Work is shared as far as it can be. Each model reads its inputs by its own input contract (warm.data.contract);
+each split is tokenised once per distinct contract (the M members of one run share one); each distinct model
+directory is loaded once and scores each unique sequence of each split once, even when it is both a named model
+and an ensemble member, or a member of several ensembles; ensemble rewards are reductions of those member scores
+(warm.score.reductions), the same numbers `EnsembleScorer` would give. Only one model is in memory at a time.
 
 Returned schema (JSON-able; accuracies are fractions in [0, 1]; an empty subset has None for its numbers):
 
-    {"config": {"max_length", "batch_size", "n_boot", "seed", "alpha", "tokenizer": DIR,
+    {"config": {"max_length" (None: each model's own), "batch_size", "n_boot", "seed", "alpha", "tokenizer": DIR,
+                "contracts": {MODEL DIR: warm_contract.json payload as read},
                 "scorers": {NAME: {"kind": "model", "path": DIR}
                                 | {"kind": "ensemble", "members": [NAME...], "reduction": R, "lam": F}
                                 | {"kind": "member", "path": DIR, "ensemble": ENS}}},
      "splits": {SPLIT: {
          "source": STR, "n_pairs": INT, "n_sequences": INT (unique sequences scored),
-         "n_truncated": INT (unique sequences cut to max_length),
+         "n_truncated": INT (unique sequences cut to the first model's max length),
          "n_length_adversarial": INT (pairs whose chosen response is strictly shorter, in characters),
          "n_corrupted": INT | None (None: the split has no `corrupted` column),
          "length_baseline": SUMMARY (the longer response wins; ties half),
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from warm.data.tokenize import TokenizedPairs, tokenize_pairs
+from warm.data.tokenize import TokenizedPairs
 from warm.errors import WarmError
 from warm.evaluate.metrics import (
     accuracy_summary,
@@ -48,10 +49,10 @@ from warm.evaluate.metrics import (
     paired_bootstrap_diff,
     pairwise_correct,
 )
-from warm.models.loading import load_tokenizer, resolve_model_path
+from warm.models.loading import resolve_model_path
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
 from warm.models.precision import resolve_precision
-from warm.score.scorer import RewardModelScorer, check_same_tokenizer, default_device
+from warm.score.scorer import RewardModelScorer, default_device
 
 if TYPE_CHECKING:
     from warm.data.formats import PreferenceData
@@ -108,7 +109,7 @@ def evaluate(
     ensembles: dict[str, tuple[list[str], str, float]],
     splits: dict[str, PreferenceData],
     *,
-    max_length: int = 512,
+    max_length: int | None = None,
     batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
@@ -137,36 +138,38 @@ def evaluate(
     member_keys = {singles[m] for members, _, _ in reduced.values() for m in members}
     challengers = [name for name in models if singles[name] not in member_keys]
 
-    tokenizer = check_same_tokenizer({labels[k]: load_tokenizer(paths[k], trust_remote_code) for k in paths})
-    tokenized: dict[str, TokenizedPairs] = {
-        name: tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, max_length)
-        for name, data in splits.items()
-    }
-
     used_precision = resolve_precision(precision, device or default_device())
-    # One model in memory at a time; each scores every split's unique sequences.
-    seq_scores: dict[str, dict[str, np.ndarray]] = {}
+    # One model in memory at a time; each scores every split, tokenised once per distinct contract.
+    tokenized: dict[tuple[str, str], TokenizedPairs] = {}
+    pair_scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    contracts: dict[str, dict] = {}
+    first_pairs: dict[str, TokenizedPairs] = {}
     for key, path in paths.items():
         scorer = RewardModelScorer(path, batch_size=batch_size, max_length=max_length, device=device, dtype=dtype,
                                    trust_remote_code=trust_remote_code, precision=used_precision)
-        seq_scores[key] = {
-            split: scorer.score_sequences(pairs.sequences, progress=progress, desc=f"{labels[key]} · {split}")
-            for split, pairs in tokenized.items()
-        }
+        contracts[path] = scorer.encoder.contract.to_json()
+        pair_scores[key] = {}
+        for split, data in splits.items():
+            memo = (scorer.encoder.signature, split)
+            if memo not in tokenized:
+                tokenized[memo] = scorer.tokenize(data)
+            first_pairs.setdefault(split, tokenized[memo])
+            pair_scores[key][split] = scorer.score_tokenized(tokenized[memo], progress=progress,
+                                                             desc=f"{labels[key]} · {split}")
         del scorer
 
     config = {"max_length": max_length, "batch_size": batch_size, "precision": used_precision,
               "n_boot": n_boot, "seed": seed, "alpha": ALPHA,
-              "tokenizer": next(iter(paths.values())), "scorers": scorers}
+              "tokenizer": next(iter(paths.values())), "contracts": contracts, "scorers": scorers}
     metrics: dict[str, Any] = {"config": config, "splits": {}}
     all_scores: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for split, data in splits.items():
-        pairs = tokenized[split]
-        per_sequence = {name: seq_scores[key][split] for name, key in singles.items()}
+        pairs = first_pairs[split]
+        scores = {name: dict(zip(("chosen", "rejected"), pair_scores[key][split])) for name, key in singles.items()}
         for ens, (members, reduction, lam) in reduced.items():
-            per_sequence[ens] = reduce_scores(np.stack([per_sequence[m] for m in members]), reduction, lam)
-        scores = {name: {"chosen": per_sequence[name][pairs.chosen_index],
-                         "rejected": per_sequence[name][pairs.rejected_index]} for name in scorers}
+            scores[ens] = {side: reduce_scores(np.stack([scores[m][side] for m in members]), reduction, lam)
+                           for side in ("chosen", "rejected")}
+        scores = {name: scores[name] for name in scorers}
         all_scores[split] = scores
         metrics["splits"][split] = _split_metrics(data, pairs, corrupted[split], scores, challengers, reduced,
                                                   n_boot=n_boot, seed=seed)
@@ -187,7 +190,7 @@ def _split_metrics(
     def summary(values: np.ndarray) -> dict:
         return accuracy_summary(values, n_boot=n_boot, seed=seed, alpha=ALPHA)
 
-    adversarial = length_adversarial_mask(data.chosen, data.rejected)
+    adversarial = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
     correct = {name: pairwise_correct(s["chosen"], s["rejected"]) for name, s in scores.items()}
     results: dict[str, dict] = {}
     for name, values in correct.items():
@@ -214,7 +217,7 @@ def _split_metrics(
         "n_truncated": pairs.truncated,
         "n_length_adversarial": int(adversarial.sum()),
         "n_corrupted": None if corrupted is None else int(corrupted.sum()),
-        "length_baseline": summary(length_baseline_correct(data.chosen, data.rejected)),
+        "length_baseline": summary(length_baseline_correct(data.chosen_texts(), data.rejected_texts())),
         "scorers": results,
         "comparisons": comparisons,
     }

@@ -10,7 +10,6 @@ from warm.data.formats import load_preferences
 from warm.errors import WarmError
 from warm.evaluate.pairwise import evaluate
 from warm.fileio import write_json, write_text
-from warm.models.loading import load_tokenizer
 from warm.report.tables import eval_markdown, print_eval
 from warm.score.reductions import DEFAULT_LAM
 from warm.score.spec import describe_spec
@@ -33,7 +32,7 @@ def run_eval(
     split_files: dict[str, str],
     out: str | Path,
     *,
-    max_length: int = 160,
+    max_length: int | None = None,
     batch_size: int = 32,
     limit: int | None = None,
     n_boot: int = 1000,
@@ -45,9 +44,7 @@ def run_eval(
     if not models and not ensembles:
         raise WarmError("nothing to evaluate: give --model NAME=DIR and/or --ensemble NAME=DIR1,DIR2")
     parsed = parse_ensembles(ensembles)
-    first = next(iter(models.values()), None) or next(iter(parsed.values()))[0][0]
-    tokenizer = load_tokenizer(first)  # renders conversational splits with the models' own chat template
-    splits = {name: load_preferences(path, tokenizer=tokenizer, limit=limit) for name, path in split_files.items()}
+    splits = {name: load_preferences(path, limit=limit) for name, path in split_files.items()}
     start = time.perf_counter()
     metrics = evaluate(models, parsed, splits, max_length=max_length, batch_size=batch_size, n_boot=n_boot,
                        seed=seed, precision=precision, progress=progress)

@@ -22,7 +22,7 @@ Scores = tuple[np.ndarray, np.ndarray]  # (chosen rewards, rejected rewards) per
 
 
 def subset_masks(data: PreferenceData) -> dict[str, np.ndarray]:
-    shorter = length_adversarial_mask(data.chosen, data.rejected)
+    shorter = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
     longer_idx = np.flatnonzero(~shorter)[: int(shorter.sum())]
     balanced = shorter.copy()
     balanced[longer_idx] = True
@@ -57,7 +57,7 @@ def compare(a: np.ndarray, b: np.ndarray, masks: dict[str, np.ndarray], n_boot: 
 
 
 def length_baseline(data: PreferenceData, masks: dict[str, np.ndarray], n_boot: int, seed: int) -> dict:
-    return summarize(length_baseline_correct(data.chosen, data.rejected), masks, n_boot, seed)
+    return summarize(length_baseline_correct(data.chosen_texts(), data.rejected_texts()), masks, n_boot, seed)
 
 
 def margin_difference(a: Scores, b: Scores) -> np.ndarray:

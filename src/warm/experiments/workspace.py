@@ -23,11 +23,9 @@ from warm.config import InitConfig, TrainConfig, to_dict
 from warm.data.alpacaeval import PoolSplitSpec, build_splits, read_pool, split_stats
 from warm.data.formats import PreferenceData, load_preferences
 from warm.data.sources import write_jsonl
-from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.experiments.config import ExperimentConfig
 from warm.fileio import sha256_file, sha256_json, write_json
 from warm.models.init import INIT_META, build_init, weights_fingerprint
-from warm.models.loading import load_tokenizer
 from warm.train.regress import RegressSettings
 
 SPLITS = ("train", "val", "test_id", "test_ood")
@@ -40,7 +38,6 @@ class Workspace:
         self.progress = progress
         self._data: dict[str, Path] | None = None
         self._loaded: dict[str, PreferenceData] = {}
-        self._tokenized: dict[str, TokenizedPairs] = {}
         self._digests: dict[tuple[str, Path], str] = {}
 
     # ---- data -------------------------------------------------------------------------------------------
@@ -153,30 +150,19 @@ class Workspace:
         return out
 
     # ---- scores -----------------------------------------------------------------------------------------
-    def tokenized(self, split: str, data: PreferenceData) -> TokenizedPairs:
-        if split not in self._tokenized:
-            tokenizer = load_tokenizer(str(self.init()))
-            self._tokenized[split] = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected,
-                                                    self.config.training.max_length)
-        return self._tokenized[split]
-
     def pair_scores(self, model_dir: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chosen rewards, rejected rewards) of a model on a split, from the score cache when possible."""
         from warm.models.precision import resolve_precision
-        from warm.score.cache import cached_sequence_scores
+        from warm.score.cache import cached_pair_rewards
         from warm.score.scorer import default_device
 
         data = self.split(split, limit)
-        pairs = self.tokenized(f"{split}:{limit}", data)
-        t = self.config.training
-        precision = resolve_precision(t.precision, default_device())
+        precision = resolve_precision(self.config.training.precision, default_device())
         data_file = self.data_files()[split] if split in SPLITS else Path(split)
-        scores = cached_sequence_scores(model_dir, pairs.sequences, self.root / "scores",
-                                        weights_digest=self.digest("weights", Path(model_dir)),
-                                        data_key={"split": split, "limit": limit, "data": self.digest("file", data_file)},
-                                        max_length=t.max_length, precision=precision,
-                                        progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
-        return scores[pairs.chosen_index], scores[pairs.rejected_index]
+        return cached_pair_rewards(model_dir, data, self.root / "scores",
+                                   weights_digest=self.digest("weights", Path(model_dir)),
+                                   data_key={"split": split, "limit": limit, "data": self.digest("file", data_file)},
+                                   precision=precision, progress=self.progress, desc=f"{Path(model_dir).name} · {split}")
 
     def digest(self, kind: str, path: Path) -> str:
         """Hashes of weights and data files, computed once per workspace: score look-ups repeat them often and a

@@ -19,46 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from warm.data.contract import prompt_text, response_text
 from warm.errors import WarmError
 
 NORMALIZATIONS = (None, "batch", "running")
-
-
-def message_text(messages: Any, roles: tuple[str, ...]) -> str:
-    """The text of the messages with one of `roles`, joined by blank lines; a plain string is returned as it is.
-
-    Content may be a string or a list of parts (`{"type": "text", "text": ...}`, as multimodal chats have); non-text
-    parts are dropped. warm's reward models read (prompt text, response text), not a chat rendering (the AlpacaEval
-    pairs they are trained on are instruction + answer), so turns are reduced to their words here.
-    """
-    if isinstance(messages, str):
-        return messages
-    if isinstance(messages, dict):
-        messages = [messages]
-    if not isinstance(messages, (list, tuple)):
-        raise WarmError(f"expected text or a list of {{role, content}} messages, got {type(messages).__name__}")
-    texts = []
-    for message in messages:
-        if not isinstance(message, dict) or "content" not in message:
-            raise WarmError(f"expected {{role, content}} messages, got {message!r:.80}")
-        if message.get("role") not in roles:
-            continue
-        content = message["content"]
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict)
-                              and part.get("type", "text") == "text")
-        texts.append(str(content))
-    return "\n\n".join(texts)
-
-
-def prompt_text(prompt: Any) -> str:
-    """What a reward model reads as the prompt: the text, or the content of a conversation's user turn(s)."""
-    return message_text(prompt, ("user",))
-
-
-def completion_text(completion: Any) -> str:
-    """What a reward model reads as the response: the text, or the content of the assistant turn(s)."""
-    return message_text(completion, ("assistant",))
 
 
 class WarmRewardFunction:
@@ -74,8 +38,10 @@ class WarmRewardFunction:
 
     Calling it with TRL's arguments returns one float per completion. Both TRL dataset formats work:
       - standard: `prompts` and `completions` are lists of strings;
-      - conversational: lists of `{role, content}` messages; the reward model reads the user turn(s) as the prompt
-        and the assistant turn(s) as the response (`prompt_text`, `completion_text`).
+      - conversational: lists of `{role, content}` messages.
+    A warm scorer reads either through each model's input contract (warm.data.contract), so a conversational
+    (prompt, completion) gets exactly the reward of the same turns as text, the function the model was trained as.
+    A plain callable gets text: the user turns' content as the prompt, the assistant turns' as the response.
     Other keyword arguments (completion_ids, trainer_state, dataset columns) are accepted and ignored.
 
     `normalize` (off by default): "batch" standardises the rewards of each call to mean 0, std 1; "running"
@@ -91,7 +57,7 @@ class WarmRewardFunction:
         from trl import GRPOConfig, GRPOTrainer
         from warm.integrations.trl import WarmRewardFunction
 
-        reward = WarmRewardFunction("runs/x/warm", max_length=512)       # or "min:runs/x/members/m00,..."
+        reward = WarmRewardFunction("runs/x/warm")       # or "min:runs/x/members/m00,..."
         trainer = GRPOTrainer(model="path/to/policy", reward_funcs=reward,
                               args=GRPOConfig(output_dir="runs/grpo", beta=0.01), train_dataset=prompts)
         trainer.train()
@@ -119,11 +85,12 @@ class WarmRewardFunction:
             raise WarmError(f"scorer options {', '.join(sorted(scorer_kwargs))} apply to a spec string only")
         if hasattr(reward, "score_texts"):
             self.scorer = reward
-            self._score = lambda prompts, responses: reward.score_texts(prompts, responses)
+            self._score = lambda prompts, responses: reward.score_texts(list(prompts), list(responses))
             default_name = getattr(reward, "name", None) or type(reward).__name__
         elif callable(reward):
             self.scorer = None
-            self._score = reward
+            self._score = lambda prompts, responses: reward([prompt_text(p) for p in prompts],
+                                                            [response_text(r) for r in responses])
             default_name = getattr(reward, "__name__", None) or type(reward).__name__
         else:
             raise WarmError(f"reward must be a scorer spec, a scorer or a callable, got {type(reward).__name__}")
@@ -142,8 +109,7 @@ class WarmRewardFunction:
             raise WarmError(f"{len(prompts)} prompts but {len(completions)} completions")
         if not len(prompts):
             return np.zeros(0)
-        rewards = np.asarray(self._score([prompt_text(p) for p in prompts],
-                                         [completion_text(c) for c in completions]), dtype=np.float64)
+        rewards = np.asarray(self._score(prompts, completions), dtype=np.float64)
         if rewards.shape != (len(prompts),):
             raise WarmError(f"reward {self.__name__}: expected {len(prompts)} rewards, got shape {rewards.shape}")
         return rewards

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from pathlib import Path
 
+from warm.data.contract import CHAT_TEMPLATE, InputContract
+
 _CITATION = "Ramé et al. 2024, *WARM: On the Benefits of Weight Averaged Reward Models*, arXiv:2401.12187"
 
 
@@ -14,11 +16,37 @@ def _fmt(value) -> str:
     return f"{value:.4g}"
 
 
-def render_model_card(merge_info: dict, member_metrics: list[dict | None]) -> str:
+def usage_snippet(contract: InputContract | None, path: str = "path/to/this/model") -> str:
+    """Python that computes this model's reward with transformers alone, exactly as warm does (the input contract).
+
+    The README's "Using a warm reward model elsewhere" and the tests run this very text.
+    """
+    if contract is None or contract.rendering != CHAT_TEMPLATE:
+        return ("# Made before warm's input contract: score it with warm (warm eval / warm serve), which reads it\n"
+                "# as trained (prompt and response as the tokenizer's two segments).")
+    return "\n".join([
+        "import torch",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        f'path = "{path}"',
+        "tokenizer = AutoTokenizer.from_pretrained(path)",
+        "model = AutoModelForSequenceClassification.from_pretrained(path).eval()",
+        'conversation = [{"role": "user", "content": "How do I boil an egg?"},',
+        '                {"role": "assistant", "content": "Put it in boiling water for 8 minutes."}]',
+        "text = tokenizer.apply_chat_template(conversation, tokenize=False)",
+        f"inputs = tokenizer(text, add_special_tokens={contract.add_special_tokens}, truncation=True, "
+        'return_tensors="pt")',
+        "with torch.no_grad():",
+        "    reward = model(**inputs).logits[0, 0].item()",
+    ])
+
+
+def render_model_card(merge_info: dict, member_metrics: list[dict | None], contract: InputContract | None = None) -> str:
     """Markdown with YAML front matter: what the model is, its members and weights, lineage, and usage.
 
     `merge_info` is the warm_merge.json payload; `member_metrics[i]` is member i's `metrics` from its
     warm_member.json (None when absent). Only numeric metrics become table columns, to keep the table readable.
+    `contract` (warm_contract.json) makes the usage snippet the exact recipe of the model's reward.
     """
     members = merge_info["members"]
     weights = merge_info["weights"]
@@ -58,18 +86,23 @@ def render_model_card(merge_info: dict, member_metrics: list[dict | None]) -> st
         "",
         "## Usage",
         "",
+        *_contract_lines(contract),
         "```python",
-        "import torch",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "",
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/model")',
-        'model = AutoModelForSequenceClassification.from_pretrained("path/to/this/model").eval()',
-        'inputs = tokenizer(["How do I boil an egg? Put it in boiling water for 8 minutes."], return_tensors="pt")',
-        "with torch.no_grad():",
-        "    reward = model(**inputs).logits[:, 0]",
+        usage_snippet(contract),
         "```",
         "",
         f"Made with warm {merge_info.get('warm_version', '')}; merge details in `warm_merge.json`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _contract_lines(contract: InputContract | None) -> list[str]:
+    if contract is None or contract.rendering != CHAT_TEMPLATE:
+        return []
+    specials = ("with the tokenizer's special tokens" if contract.add_special_tokens
+                else "with no special tokens beyond the template's")
+    return [f"The reward of a (prompt, response) is `logits[0, 0]` of the conversation [user: prompt, assistant: "
+            f"response] rendered by the tokenizer's chat template and tokenised as one sequence {specials}, "
+            f"cut from the left to {contract.max_length} tokens (`warm_contract.json`). "
+            "`pipeline(\"text-classification\", model=path)` returns the same raw reward for that text.", ""]

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from safetensors import safe_open
 
+from warm.data.contract import common_contract, stamp_copied_files
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.merge import (
@@ -196,6 +197,7 @@ def merge_lora_members(
         names = check_tensors(adapters)
         layout = adapter_layout(names, members[0])
         check_tokenizers(members)
+        contract = common_contract(members)
         fingerprints, common = check_lineage(members, allow_mixed_init)
         _check_base_lineage(base_dir, members, fingerprints)
         _check_against_base(layout, adapters[0], base_reader, fan_in_fan_out)
@@ -215,6 +217,8 @@ def merge_lora_members(
                     "base_model_name_or_path": str(base_dir.resolve()), "inference_mode": True,
                 })
             copy_files(members[0], tmp)  # the members' tokenizer
+            if contract is not None:
+                stamp_copied_files(tmp, contract)
             lora_info = {"output": output, "base": str(base_dir.resolve()), "scalings": list(scalings),
                          "ranks": list(ranks)}
             if output == "adapter":

@@ -23,8 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 import warm
+from warm.data.contract import CONTRACT_FILE, InputContract, common_contract, stamp_copied_files
 from warm.errors import WarmError
-from warm.fileio import atomic_directory, write_json
+from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.card import render_model_card
 from warm.merge.checks import (  # noqa: F401  (MEMBER_FILE, INIT_FILE: re-exported for callers of this module)
     INIT_FILE, MEMBER_FILE, _member_record, check_lineage, check_out, check_tensors, check_tokenizers, normalise_weights,
@@ -101,6 +102,7 @@ def merge_models(
         _check_configs(members)  # first: a different architecture explains any tensor mismatch that follows
         names = check_tensors(readers)
         check_tokenizers(members)
+        contract = common_contract(members)
         fingerprints, common = check_lineage(members, allow_mixed_init)
 
         def merge_part(name: str, tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -125,6 +127,8 @@ def merge_models(
         with atomic_directory(out, force=force) as tmp, _blockwise_runtime():
             stats = stream_merge(names, produce, tmp, max_shard_bytes, progress, layout=layout)
             copy_files(members[0], tmp)
+            if contract is not None:
+                stamp_copied_files(tmp, contract)
             info = merge_record(method, members, norm_weights, fingerprints, common, stats, extra_info)
             write_merge_files(tmp, info, members)
     finally:
@@ -188,7 +192,9 @@ def write_merge_files(out_dir: Path, info: dict, members: list[Path]) -> None:
     write_json(out_dir / MERGE_FILE, info)
     metrics = [_member_record(m).get("metrics") for m in members]
     metrics = [m if isinstance(m, dict) else None for m in metrics]
-    (out_dir / "README.md").write_text(render_model_card(info, metrics), encoding="utf-8")
+    contract_file = out_dir / CONTRACT_FILE
+    contract = InputContract.from_json(read_json(contract_file), str(contract_file)) if contract_file.is_file() else None
+    (out_dir / "README.md").write_text(render_model_card(info, metrics, contract), encoding="utf-8")
 
 
 def _human_bytes(size: float) -> str:

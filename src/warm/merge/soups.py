@@ -88,17 +88,18 @@ class ValidationAccuracy:
     base) is merged with merge_models into `work_dir`, scored, and deleted. Results are cached per subset.
     """
 
-    def __init__(self, val: str, members: Sequence[str], work_dir: Path, max_length: int = 160,
+    def __init__(self, val: str, members: Sequence[str], work_dir: Path, max_length: int | None = None,
                  batch_size: int = 32, limit: int | None = None, precision: str = "auto", **merge_kwargs):
         from warm.data.formats import load_preferences
         from warm.data.tokenize import tokenize_pairs
-        from warm.models.loading import load_tokenizer
+        from warm.models.loading import load_encoder
 
-        tokenizer = load_tokenizer(str(members[0]))
-        data = load_preferences(val, tokenizer=tokenizer, limit=limit)
+        data = load_preferences(val, limit=limit)
         if len(data) == 0:
             raise WarmError(f"{val}: no validation pairs")
-        self.pairs = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, max_length)
+        # Members of one run share their contract (the merge checks it), so the soups read what the members read.
+        self.encoder = load_encoder(str(members[0]), max_length=max_length)
+        self.pairs = tokenize_pairs(self.encoder, data)
         self.work_dir = Path(work_dir)
         self.scorer_kwargs = {"max_length": max_length, "batch_size": batch_size, "precision": precision}
         self.merge_kwargs = merge_kwargs
@@ -124,7 +125,9 @@ class ValidationAccuracy:
             merge_models(list(subset), path, progress=False, **self.merge_kwargs)
         try:
             scorer = RewardModelScorer(str(path), **self.scorer_kwargs)
-            chosen, rejected = scorer.score_pairs(self.pairs)
+            if scorer.encoder.signature != self.encoder.signature:
+                raise WarmError(f"{path}: reads its inputs differently from {subset[0]} (tokenizer or input contract)")
+            chosen, rejected = scorer.score_tokenized(self.pairs)
             del scorer
             return float(pairwise_correct(chosen, rejected).mean())
         finally:
@@ -133,7 +136,7 @@ class ValidationAccuracy:
 
 
 def soup_merge(members: Sequence[str], out: str | Path, kind: str, val: str, k: int | None = None,
-               max_length: int = 160, batch_size: int = 32, limit: int | None = None, log: Log | None = None,
+               max_length: int | None = None, batch_size: int = 32, limit: int | None = None, log: Log | None = None,
                **merge_kwargs) -> dict:
     """Choose a soup of `members` on the validation pairs in `val`, merge it uniformly into `out`.
 
@@ -158,7 +161,7 @@ def soup_merge(members: Sequence[str], out: str | Path, kind: str, val: str, k: 
             record = greedy_soup(members, accuracy_of, log)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    record.update(val=str(val), n_pairs=accuracy_of.pairs.n_pairs, max_length=max_length)
+    record.update(val=str(val), n_pairs=accuracy_of.pairs.n_pairs, max_length=accuracy_of.encoder.max_length)
     from warm.merge.merge import merge_models
 
     return merge_models(record["selected"], out, extra_info={"soup": record}, **merge_kwargs)

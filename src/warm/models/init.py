@@ -17,6 +17,7 @@ from warm import __version__
 from warm.config import InitConfig, to_dict
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
+from warm.data.contract import InputContract, PairEncoder, apply_to_save, new_contract, write_contract
 from warm.models.loading import load_reward_model, load_tokenizer, resolve_model_path
 
 INIT_META = "warm_init.json"
@@ -59,13 +60,20 @@ def head_parameter_names(model) -> list[str]:
     raise WarmError(f"{type(model).__name__}: cannot find the reward head (no missing keys, no score/classifier module)")
 
 
+def save_reward_model(out_dir: str | Path, model, tokenizer, contract: InputContract) -> None:
+    """Weights (safetensors), tokenizer and input contract of a reward model, saved so that every tool reads the
+    contract: warm_contract.json, the tokenizer's truncation side and length, config.json's problem type."""
+    apply_to_save(tokenizer, getattr(model, "config", None), contract)
+    model.save_pretrained(out_dir, safe_serialization=True)  # a PeftModel writes only its adapter
+    tokenizer.save_pretrained(out_dir)
+    write_contract(out_dir, contract)
+
+
 def build_init(config: InitConfig, progress: bool = True) -> dict:
     """Build and save the shared init; return its warm_init.json payload."""
     source = resolve_model_path(config.model)
     tokenizer = load_tokenizer(source, trust_remote_code=config.trust_remote_code)
-    from warm.data.formats import ensure_chat_template
-
-    chat_template_set = ensure_chat_template(tokenizer)
+    contract = new_contract(tokenizer, config.max_length)  # gives a template-less tokenizer warm's template
     # Seeding right before loading makes the freshly drawn head a function of --head-seed alone.
     torch.manual_seed(config.head_seed)
     model, loading_info = load_reward_model(source, trust_remote_code=config.trust_remote_code, output_loading_info=True)
@@ -79,11 +87,10 @@ def build_init(config: InitConfig, progress: bool = True) -> dict:
     if config.linear_probe:
         from warm.train.probe import linear_probe
 
-        probe_metrics = linear_probe(model, tokenizer, config, head, progress=progress)
+        probe_metrics = linear_probe(model, PairEncoder(tokenizer, contract), config, head, progress=progress)
 
     with atomic_directory(config.out, force=config.force) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        save_reward_model(tmp, model, tokenizer, contract)
         payload = {
             "fingerprint": weights_fingerprint(tmp),
             "base_model": config.model,
@@ -91,7 +98,7 @@ def build_init(config: InitConfig, progress: bool = True) -> dict:
             "head_parameters": head,
             "head_seed": config.head_seed,
             "pad_token": tokenizer.pad_token,
-            "chat_template_fallback": chat_template_set,
+            "chat_template": contract.template,
             "linear_probe": probe_metrics,
             "config": to_dict(config),
             "warm_version": __version__,

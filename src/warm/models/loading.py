@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from warm.data.contract import PairEncoder, read_contract, warn_legacy
 from warm.errors import WarmError
 
 from warm.models import DEFAULT_BACKBONE  # noqa: F401  (re-exported: the constant lives where importing it is cheap)
@@ -52,6 +53,19 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTra
         backend.no_padding()
         backend.no_truncation()
     return tokenizer
+
+
+def load_encoder(name_or_path: str, max_length: int | None = None, trust_remote_code: bool = False) -> PairEncoder:
+    """The model directory's tokenizer bound to its input contract (warm.data.contract): how it reads its inputs.
+
+    `max_length` overrides the contract's length (None: the length the model was trained with).
+    """
+    path = resolve_model_path(name_or_path)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    contract, origin = read_contract(path, tokenizer, max_length=max_length)
+    if origin == "legacy":
+        warn_legacy(name_or_path, contract)
+    return PairEncoder(tokenizer, contract.with_max_length(max_length))
 
 
 def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:

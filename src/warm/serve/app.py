@@ -27,6 +27,7 @@ from warm.serve.batcher import BatcherClosed, MicroBatcher
 from warm.serve.bodies import (
     ApiError, RewardRequest, ScoreRequest, parse_body, read_body, reward_request_pairs, score_request_pairs,
 )
+from warm.serve.rendered_queries import PolicyChatFormat
 from warm.serve.scoring import describe, is_ensemble, make_score_fn, member_names
 from warm.serve.settings import ServeSettings
 
@@ -57,8 +58,11 @@ def _key_checker(api_key: str | None):
     return check_key
 
 
-def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChatFormat | None = None) -> FastAPI:
     """The reward server for `scorer` (any warm Scorer: one model, a WARM merge, an ensemble).
+
+    `policy` reads OpenRLHF queries rendered by the policy's chat template back into plain turns
+    (warm.serve.rendered_queries).
 
     The micro-batcher starts and stops with the app's lifespan: under uvicorn, a graceful shutdown first waits
     for in-flight HTTP requests, then the batcher finishes anything still queued before the process exits.
@@ -66,7 +70,7 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
     """
     settings = settings or ServeSettings()
     batcher = MicroBatcher(make_score_fn(scorer), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms)
-    info = describe(scorer, settings)
+    info = {**describe(scorer, settings), "policy_template": policy is not None}
     names = member_names(scorer)
     ensemble = is_ensemble(scorer)
 
@@ -104,14 +108,14 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/get_reward", dependencies=authorised)
     async def get_reward(request: Request) -> JSONResponse:
         body = parse_body(RewardRequest, await read_body(request, settings.max_body_bytes))
-        pairs = reward_request_pairs(body, settings)
-        rows = await score(pairs)
+        split = reward_request_pairs(body, settings, policy)
+        rows = await score([(prompt, response) for prompt, response, _ in split])
         rewards = rows[:, 0].tolist()
         # OpenRLHF logs each extra_logs entry (one value per item) to its tracker: the members' disagreement, and
-        # whether each query was split at its prompt (a fallback to the whole query shows there, not silently).
+        # whether each query was split into its turns (a fallback to the whole query shows there, not silently).
         extra = {"member_std": disagreement(rows)} if ensemble else {}
-        if body.prompts is not None:
-            extra["prompt_split"] = [1.0 if prompt else 0.0 for prompt, _ in pairs]
+        if body.prompts is not None or policy is not None:
+            extra["prompt_split"] = [0.0 if how == "none" else 1.0 for _, _, how in split]
         return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra})
 
     @app.post("/v1/score", dependencies=authorised)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 
+from warm.serve.rendered_queries import PolicyChatFormat
 from warm.serve.settings import ServeSettings
 
 
@@ -118,25 +119,29 @@ def score_request_pairs(request: ScoreRequest, settings: ServeSettings) -> list[
     return [(p.prompt, p.response) for p in request.pairs]
 
 
-def split_query(query: str, prompt: str | None) -> tuple[str, str]:
-    """(prompt, response) of one OpenRLHF query.
+def split_query(query: str, prompt: str | None, policy: PolicyChatFormat | None = None) -> tuple[str, str, str]:
+    """(prompt, response, how) of one OpenRLHF query; `how` is "policy_template", "prompt" or "none".
 
-    When the query starts with its prompt, the rest is the response, so the reward model sees the pair exactly
-    as warm tokenises training pairs (prompt and response as the tokenizer's two segments, and the prompt cut
-    first when too long). Otherwise (no prompt given, or a query that does not start with it, e.g. after a chat
-    template was applied on one side only) the whole query is scored as the response with an empty prompt.
-    The split is exact: nothing is stripped, so a policy's pad or EOS tokens should be removed client-side.
+    With the policy's chat format (`--policy-tokenizer`), a query rendered by the policy's template is read back
+    into the user's words and the answer without its end-of-turn: the plain pair the reward model was trained on.
+    Otherwise, when the query starts with its prompt, the rest is the response (exactly: nothing is stripped).
+    Failing both, the whole query is scored as the response to an empty prompt.
     """
+    if policy is not None:
+        turns = policy.split(query)
+        if turns is not None:
+            return turns[0], turns[1], "policy_template"
     if prompt and query.startswith(prompt):
-        return prompt, query[len(prompt):]
-    return "", query
+        return prompt, query[len(prompt):], "prompt"
+    return "", query, "none"
 
 
-def reward_request_pairs(request: RewardRequest, settings: ServeSettings) -> list[tuple[str, str]]:
-    """(prompt, response) pairs of a /get_reward request, after the limits (an item is the whole query)."""
+def reward_request_pairs(request: RewardRequest, settings: ServeSettings,
+                         policy: PolicyChatFormat | None = None) -> list[tuple[str, str, str]]:
+    """(prompt, response, how) of each /get_reward query, after the limits (an item is the whole query)."""
     _check_items("query", [len(q) for q in request.query], settings)
     prompts = request.prompts
     if prompts is not None and len(prompts) != len(request.query):
         raise ApiError(422, f"prompts: {len(prompts)} items, but query has {len(request.query)}; give one prompt per "
                             "query or none", field="prompts")
-    return [split_query(q, prompts[i] if prompts is not None else None) for i, q in enumerate(request.query)]
+    return [split_query(q, prompts[i] if prompts is not None else None, policy) for i, q in enumerate(request.query)]

@@ -33,8 +33,13 @@ def _is_loopback(host: str) -> bool:
               help="Most items per scorer call; concurrent requests are gathered up to this (micro-batching).")
 @click.option("--max-wait-ms", default=5.0, show_default=True,
               help="How long the oldest queued item waits for others to join its micro-batch.")
-@click.option("--max-length", default=512, show_default=True,
-              help="Token budget per (prompt, response); longer pairs lose the start of the prompt first.")
+@click.option("--max-length", default=None, type=int,
+              help="Token budget per (prompt, response). Default: each model's own, from its input contract "
+                   "(warm_contract.json).")
+@click.option("--policy-tokenizer", default=None,
+              help="The RL policy's model or tokenizer directory (or packaged:smollm2-135m-instruct): /get_reward "
+                   "queries rendered by its chat template (OpenRLHF sends them so) are read back into the plain "
+                   "(prompt, response) the reward model was trained on.")
 @click.option("--max-items", default=1024, show_default=True, help="Most items per request (413 above).")
 @click.option("--max-chars", default=100_000, show_default=True, help="Most characters per item (413 above).")
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True,
@@ -50,13 +55,13 @@ def _is_loopback(host: str) -> bool:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @user_errors
-def serve_command(spec, host, port, max_batch, max_wait_ms, max_length, max_items, max_chars, max_body_bytes,
-                  precision, device, api_key, drain_timeout, log_level) -> None:
+def serve_command(spec, host, port, max_batch, max_wait_ms, max_length, policy_tokenizer, max_items, max_chars,
+                  max_body_bytes, precision, device, api_key, drain_timeout, log_level) -> None:
     """Serve a reward model, a WARM merge or an ensemble (any scorer SPEC) over HTTP.
 
-    OpenRLHF: POST /get_reward (use --remote_rm_url http://HOST:PORT/get_reward). Also POST /v1/score,
-    GET /health and GET /v1/info. SPEC is DIR, DIR1,DIR2 (mean ensemble), min:DIR1,DIR2 or
-    mean_minus_std=0.5:DIR1,DIR2.
+    OpenRLHF (0.11): POST /get_reward (train with --reward.remote_url http://HOST:PORT/get_reward; versions before
+    0.10.2 named it --remote_rm_url), with --policy-tokenizer POLICY_DIR. Also POST /v1/score, GET /health and
+    GET /v1/info. SPEC is DIR, DIR1,DIR2 (mean ensemble), min:DIR1,DIR2 or mean_minus_std=0.5:DIR1,DIR2.
     """
     settings = ServeSettings(spec=spec, max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items,
                              max_chars=max_chars, max_body_bytes=max_body_bytes, api_key=api_key)
@@ -66,10 +71,11 @@ def serve_command(spec, host, port, max_batch, max_wait_ms, max_length, max_item
     import uvicorn
 
     from warm.serve.app import create_app
-    from warm.serve.scoring import load_scorer
+    from warm.serve.scoring import load_policy_format, load_scorer
 
+    policy = load_policy_format(policy_tokenizer) if policy_tokenizer else None
     scorer = load_scorer(spec, max_batch=max_batch, max_length=max_length, precision=precision, device=device)
-    app = create_app(scorer, settings)
+    app = create_app(scorer, settings, policy)
     click.echo(f"serving {scorer.name} on http://{host}:{port} (POST /get_reward, /v1/score; GET /health, /v1/info)",
                err=True)
     # uvicorn's graceful shutdown stops accepting, waits up to --drain-timeout for in-flight requests, then runs

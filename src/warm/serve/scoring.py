@@ -1,10 +1,9 @@
 """The scorer as the server uses it: built from a spec, called once per micro-batch, described for /v1/info.
 
-Scores are the offline scorer's: texts are tokenised by `warm.data.tokenize.encode_pair` with the scorer's own
-tokenizer and max_length (what `Scorer.score_texts` does), then scored by the scorer's `score_sequences` (one
-model) or `score_member_sequences` + `warm.score.reductions.reduce_scores` (an ensemble, which is exactly how
-`EnsembleScorer.score_sequences` reduces). The ensemble path always keeps the member rows: they were computed
-anyway, and a micro-batch mixes requests that asked for them with requests that did not.
+Scores are the offline scorer's: each member encodes the pairs by its own input contract (warm.data.contract) and
+scores them (`score_members`), then the ensemble's reduction applies (`warm.score.reductions.reduce_scores`, which is
+exactly how `EnsembleScorer.score_texts` reduces). The member rows are always kept: they were computed anyway, and a
+micro-batch mixes requests that asked for them with requests that did not.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 import warm
-from warm.data.tokenize import encode_pair
 from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.merge.merge import MERGE_FILE
@@ -29,7 +27,7 @@ _MERGE_KEYS = ("method", "members", "weights", "init_fingerprint", "created", "w
 
 
 def is_ensemble(scorer) -> bool:
-    return hasattr(scorer, "score_member_sequences") and hasattr(scorer, "members")
+    return hasattr(scorer, "reduction") and hasattr(scorer, "members")
 
 
 def make_score_fn(scorer) -> Callable[[list[tuple[str, str]]], np.ndarray]:
@@ -39,13 +37,12 @@ def make_score_fn(scorer) -> Callable[[list[tuple[str, str]]], np.ndarray]:
     """
 
     def score(pairs: list[tuple[str, str]]) -> np.ndarray:
-        seqs = [encode_pair(scorer.tokenizer, prompt, response, scorer.max_length) for prompt, response in pairs]
+        members = np.asarray(scorer.score_members([p for p, _ in pairs], [r for _, r in pairs]), dtype=np.float32)
         if is_ensemble(scorer):
-            members = np.asarray(scorer.score_member_sequences(seqs), dtype=np.float32)  # [M, N]
             reward = reduce_scores(members, scorer.reduction, scorer.lam).astype(np.float32)
-            return np.column_stack([reward, members.T])
-        reward = np.asarray(scorer.score_sequences(seqs), dtype=np.float32)
-        return np.column_stack([reward, reward])  # one model is its own single member
+        else:
+            reward = members[0]  # one model is its own single member
+        return np.column_stack([reward, members.T])
 
     return score
 
@@ -93,6 +90,7 @@ def describe(scorer, settings: ServeSettings) -> dict:
         ],
         "forward_passes_per_item": len(members),
         "max_length": scorer.max_length,
+        "contracts": [m.encoder.contract.to_json() for m in members if hasattr(m, "encoder")],
         "precision": getattr(first, "precision", None),
         "device": str(getattr(first, "device", "")) or None,
         "max_batch": settings.max_batch,
@@ -105,17 +103,22 @@ def describe(scorer, settings: ServeSettings) -> dict:
     }
 
 
-def load_scorer(spec: str, *, max_batch: int, max_length: int, precision: str, device: str | None):
-    """The scorer `spec` names, with one forward batch per micro-batch, checked and warmed up.
+def load_scorer(spec: str, *, max_batch: int, max_length: int | None, precision: str, device: str | None):
+    """The scorer `spec` names, with one forward batch per micro-batch, warmed up.
 
-    Checked here rather than per request: a `max_length` beyond a member's position embeddings would make every
-    request fail with a 500; the warm-up pays oneDNN's first-call set-up before the first client does.
+    `max_length` None reads each model by its own contract (the length it was trained with); the scorer refuses a
+    length beyond a model's positions at load time, not per request. The warm-up pays oneDNN's first-call set-up
+    before the first client does.
     """
     scorer = parse_scorer_spec(spec, batch_size=max_batch, max_length=max_length, precision=precision, device=device)
-    for member in member_scorers(scorer):
-        limit = getattr(member.model.config, "max_position_embeddings", None)
-        if limit is not None and max_length > limit:
-            raise WarmError(f"--max-length {max_length} exceeds the {limit} positions of {member.path}; "
-                            f"pass --max-length {limit} or less")
     make_score_fn(scorer)([("warm-up", "warm-up")])
     return scorer
+
+
+def load_policy_format(policy: str):
+    """The chat format of the RL policy named by `--policy-tokenizer` (a directory, or warm's packaged policy)."""
+    from warm.models.loading import load_tokenizer
+    from warm.models.policy import resolve_policy
+    from warm.serve.rendered_queries import PolicyChatFormat
+
+    return PolicyChatFormat.from_tokenizer(load_tokenizer(resolve_policy(policy)))

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from warm.config import TrainConfig, to_dict
+from warm.data.contract import InputContract, PairEncoder, training_contract
 from warm.data.corrupt import corrupt_labels, corruption_record
 from warm.data.formats import PreferenceData, load_preferences, save_preferences
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
@@ -68,9 +69,9 @@ def _check_inits(inits: tuple[str, ...]) -> dict[str, str]:
     return fingerprints
 
 
-def prepare_data(config: TrainConfig, tokenizer, run_dir: Path) -> tuple[PreferenceData, dict]:
+def prepare_data(config: TrainConfig, run_dir: Path) -> tuple[PreferenceData, dict]:
     """Load, limit and corrupt the training pairs; save what is trained on beside the run."""
-    data = load_preferences(config.data, tokenizer=tokenizer, prompt_key=config.prompt_key,
+    data = load_preferences(config.data, prompt_key=config.prompt_key,
                             chosen_key=config.chosen_key, rejected_key=config.rejected_key, limit=config.limit)
     if config.corrupt > 0:
         data = corrupt_labels(data, config.corrupt, config.corrupt_seed)
@@ -97,9 +98,10 @@ def _remove_stale_temporaries(members_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def training_settings(config: TrainConfig) -> dict:
+def training_settings(config: TrainConfig, contract: InputContract) -> dict:
     """The plan's `training` section: the settings shared by all members that change what they learn."""
     training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
+    training["contract"] = contract.to_json()  # how every member reads its inputs (warm.data.contract)
     # Resolved where the driver runs: with --launcher ray on GPU workers, pass --precision explicitly.
     training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
     if config.checkpoints:  # absent when unused, so plans without checkpoints keep their hash
@@ -116,9 +118,9 @@ def prepare_run(config: TrainConfig) -> PreparedRun:
     """Check the inits, save the data, write (or check) the plan and tokenise the pairs once."""
     run_dir = Path(config.out)
     fingerprints = _check_inits(config.init)
-    tokenizer = load_tokenizer(config.init[0])
-    data, data_info = prepare_data(config, tokenizer, run_dir)
-    plan = make_plan(config, fingerprints, data_info, training_settings(config))
+    encoder = training_encoder(config.init, config.max_length)
+    data, data_info = prepare_data(config, run_dir)
+    plan = make_plan(config, fingerprints, data_info, training_settings(config, encoder.contract))
 
     plan_path = run_dir / "plan.json"
     if plan_path.exists():
@@ -133,8 +135,24 @@ def prepare_run(config: TrainConfig) -> PreparedRun:
     write_json(plan_path, plan)
 
     _remove_stale_temporaries(run_dir / "members")
-    pairs = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, config.max_length)
+    pairs = tokenize_pairs(encoder, data)
     return PreparedRun(run_dir=run_dir, plan=plan, pairs=pairs, margins=data.margin)
+
+
+def training_encoder(inits: tuple[str, ...], max_length: int) -> PairEncoder:
+    """The inits' tokenizer and input contract at the training length: what every member reads and is saved with.
+
+    Inits of a Baklava run must agree on it (warm.data.contract.training_contract).
+    """
+    encoders = []
+    for path in inits:
+        tokenizer = load_tokenizer(path)
+        encoders.append(PairEncoder(tokenizer, training_contract(path, tokenizer, max_length)))
+    for path, encoder in zip(inits[1:], encoders[1:]):
+        if encoder.signature != encoders[0].signature:
+            raise WarmError(f"{path}: its input contract or chat template differs from {inits[0]}'s; members of one "
+                            "run must read their inputs the same way")
+    return encoders[0]
 
 
 def describe(member: dict) -> str:

@@ -22,7 +22,8 @@ from warm.data.tokenize import TokenizedPairs
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.models.dropout import set_dropout
-from warm.models.init import MEMBER_META, head_parameter_names
+from warm.data.contract import InputContract
+from warm.models.init import MEMBER_META, head_parameter_names, save_reward_model
 from warm.models.loading import load_reward_model, load_tokenizer
 from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset
 from warm.train.plan import member_key
@@ -115,8 +116,9 @@ def train_member(
         precision=training.get("precision", "fp32"),
     )
     dataset = pairs_dataset(pairs, margins)
+    contract = plan_contract(plan)
     staging = member_dir(run_dir, f".{member['name']}.checkpoints.tmp")
-    callbacks = _checkpoint_callbacks(training, member, dataset, settings, staging, tokenizer)
+    callbacks = _checkpoint_callbacks(training, member, dataset, settings, staging, tokenizer, contract)
     metrics = fit_reward_model(model, tokenizer, dataset, settings, progress=progress, callbacks=callbacks)
     payload = {
         "name": member["name"],
@@ -140,15 +142,20 @@ def train_member(
             "modules_to_save": sorted(set(peft_config.modules_to_save or ())),
         }
     with atomic_directory(member_dir(run_dir, member["name"]), force=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)  # a PeftModel writes only the adapter
-        tokenizer.save_pretrained(tmp)
+        save_reward_model(tmp, model, tokenizer, contract)
         if staging.exists():
             staging.rename(Path(tmp) / "checkpoints")
         write_json(Path(tmp) / MEMBER_META, payload)
     return payload
 
 
-def _checkpoint_callbacks(training: dict, member: dict, dataset, settings: FitSettings, staging: Path, tokenizer) -> list:
+def plan_contract(plan: dict) -> InputContract:
+    """The input contract every member of the plan reads and is saved with."""
+    return InputContract.from_json(plan["training"]["contract"], "plan.json: training.contract")
+
+
+def _checkpoint_callbacks(training: dict, member: dict, dataset, settings: FitSettings, staging: Path, tokenizer,
+                          contract: InputContract) -> list:
     """A SaveAtSteps callback writing part-way checkpoints (HF dirs with their own warm_member.json) to `staging`."""
     fractions = training.get("checkpoints")
     if not fractions:
@@ -161,8 +168,7 @@ def _checkpoint_callbacks(training: dict, member: dict, dataset, settings: FitSe
 
     def save(step: int, model, history: list[dict]) -> None:
         with atomic_directory(staging / f"step-{step:06d}", force=True) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+            save_reward_model(tmp, model, tokenizer, contract)
             write_json(Path(tmp) / MEMBER_META, {
                 "name": f"{member['name']}@{step}", "checkpoint_of": member["name"], "step": step,
                 "fraction": at[step], "total_steps": total, "init_fingerprint": member["init_fingerprint"],

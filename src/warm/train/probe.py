@@ -7,17 +7,18 @@ start from the probed head (Ramé et al. 2024, Sec. 3). Uses the same TRL traini
 from __future__ import annotations
 
 from warm.config import InitConfig
+from warm.data.contract import PairEncoder
 from warm.data.formats import load_preferences
 from warm.data.tokenize import tokenize_pairs
 from warm.errors import WarmError
 from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset
 
 
-def linear_probe(model, tokenizer, config: InitConfig, head: list[str], progress: bool = True) -> dict:
-    """Train only the `head` parameters of `model` in place; return the probe's metrics."""
-    data = load_preferences(config.linear_probe, tokenizer=tokenizer, prompt_key=config.prompt_key,
-                            chosen_key=config.chosen_key, rejected_key=config.rejected_key)
-    pairs = tokenize_pairs(tokenizer, data.prompt, data.chosen, data.rejected, config.max_length)
+def linear_probe(model, encoder: PairEncoder, config: InitConfig, head: list[str], progress: bool = True) -> dict:
+    """Train only the `head` parameters of `model` in place, on inputs made by `encoder`; return the metrics."""
+    data = load_preferences(config.linear_probe, prompt_key=config.prompt_key, chosen_key=config.chosen_key,
+                            rejected_key=config.rejected_key)
+    pairs = tokenize_pairs(encoder, data)
     trainable = set(head)
     names = {name for name, _ in model.named_parameters()}
     if not trainable & names:
@@ -26,7 +27,7 @@ def linear_probe(model, tokenizer, config: InitConfig, head: list[str], progress
         param.requires_grad_(name in trainable)
     settings = FitSettings(learning_rate=config.probe_lr, batch_size=config.probe_batch_size, epochs=1.0,
                            max_steps=config.probe_steps, seed=config.head_seed, warmup_ratio=0.0)
-    metrics = fit_reward_model(model, tokenizer, pairs_dataset(pairs, data.margin), settings, progress=progress)
+    metrics = fit_reward_model(model, encoder.tokenizer, pairs_dataset(pairs, data.margin), settings, progress=progress)
     for param in model.parameters():
         param.requires_grad_(True)
     return {"data": config.linear_probe, "n_pairs": len(data), **{k: v for k, v in metrics.items() if k != "log_history"}}

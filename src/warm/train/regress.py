@@ -63,7 +63,8 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from warm.data.tokenize import encode_pair
+    from warm.data.contract import PairEncoder, training_contract
+    from warm.models.init import save_reward_model
     from warm.models.loading import load_reward_model, load_tokenizer
 
     if not (len(prompts) == len(responses) == len(targets)):
@@ -77,7 +78,8 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
     if model.config.num_labels != 1:
         raise WarmError(f"{init}: num_labels={model.config.num_labels}, a reward model needs 1 (build it with `warm init`)")
     model.config.problem_type = "regression"  # the model's loss becomes MSE against float labels
-    sequences = [encode_pair(tokenizer, p, r, settings.max_length) for p, r in zip(prompts, responses)]
+    contract = training_contract(init, tokenizer, settings.max_length)  # read as every warm reward model reads
+    sequences, _ = PairEncoder(tokenizer, contract).encode_many(prompts, responses)
     dataset = Dataset.from_dict({"input_ids": sequences, "labels": z.astype(np.float32).tolist(),
                                  "length": [len(s) for s in sequences]})
     steps = math.ceil(len(dataset) / settings.batch_size * settings.epochs)
@@ -106,7 +108,6 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
         "log_history": history,
     }
     with atomic_directory(out, force=force) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        save_reward_model(tmp, model, tokenizer, contract)
         write_json(Path(tmp) / REGRESS_META, payload)
     return payload

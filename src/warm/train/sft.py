@@ -5,8 +5,9 @@ Fig. 5) starts members from different checkpoints of one SFT run: more diversity
 an encoder backbone such as MiniLM the analogue of SFT is continued masked-LM training on the domain's text, so
 the objective follows the model: masked LM for encoders, causal LM for decoders (`lm_objective`).
 
-Sequences are exactly the ones the reward model will read: each (prompt, response) is encoded by
-`warm.data.tokenize.encode_pair` (same special tokens, same truncation rule). Checkpoints are standard HF
+Sequences are exactly the ones the reward model will read: each (prompt, response) is encoded by the input
+contract a reward model built from this backbone gets (warm.data.contract: same template, special tokens and
+truncation). Checkpoints are standard HF
 directories that `warm init --model DIR/step-000100` loads; a MaskedLM checkpoint lacks the tensors its LM head
 does not use (BERT's pooler), so those are carried over unchanged from the base model (`_carried_tensors`),
 otherwise `warm init` would draw them at random. A backbone shipped without its LM head (all-MiniLM-L6-v2 is a
@@ -33,9 +34,9 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from warm import __version__
 from warm.config import _help, to_dict
-from warm.data.formats import ensure_chat_template, load_preferences
+from warm.data.formats import load_preferences
 from warm.data.sources import read_dataset
-from warm.data.tokenize import encode_pair_checked
+from warm.data.contract import PairEncoder, canonical_key, new_contract
 from warm.errors import WarmError
 from warm.train.checkpoints import SaveAtSteps
 from warm.fileio import atomic_directory, read_json, sha256_json, write_json
@@ -116,10 +117,8 @@ def load_sequences(config: SFTConfig, tokenizer) -> tuple[list[tuple[str, str]],
     dataset = read_dataset(config.data)
     found = list(dataset.column_names)
     if not config.text_fields and config.chosen_key in found and config.rejected_key in found:
-        renderer = copy.deepcopy(tokenizer)  # a fallback chat template must not travel with the checkpoints
-        ensure_chat_template(renderer)
-        pairs = load_preferences(config.data, tokenizer=renderer, prompt_key=config.prompt_key,
-                                 chosen_key=config.chosen_key, rejected_key=config.rejected_key, limit=config.limit)
+        pairs = load_preferences(config.data, prompt_key=config.prompt_key, chosen_key=config.chosen_key,
+                                 rejected_key=config.rejected_key, limit=config.limit)
         texts = [seq for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected) for seq in ((p, c), (p, r))]
         return texts, {"mode": "preference", "columns": [config.prompt_key, config.chosen_key, config.rejected_key],
                        "n_rows": len(pairs)}
@@ -146,10 +145,13 @@ def load_sequences(config: SFTConfig, tokenizer) -> tuple[list[tuple[str, str]],
     return texts, {"mode": "fields", "columns": fields, "n_rows": len(texts)}
 
 
-def _texts_sha256(texts: list[tuple[str, str]]) -> str:
+def _texts_sha256(texts: list[tuple]) -> str:
     digest = hashlib.sha256()
     for prompt, response in texts:
-        digest.update(prompt.encode() + b"\0" + response.encode() + b"\1")
+        if isinstance(prompt, str) and isinstance(response, str):
+            digest.update(prompt.encode() + b"\0" + response.encode() + b"\1")
+        else:
+            digest.update(canonical_key(prompt, response).encode() + b"\1")
     return digest.hexdigest()
 
 
@@ -243,6 +245,8 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
     if objective == "mlm" and tokenizer.mask_token is None:
         raise WarmError(f"{config.model}: masked-LM training needs a tokenizer with a mask token")
     texts, data_info = load_sequences(config, tokenizer)
+    renderer = copy.deepcopy(tokenizer)  # warm's fallback chat template must not travel with the checkpoints
+    encoder = PairEncoder(renderer, new_contract(renderer, config.max_length))  # what `warm init` will give them
     data_info.update(source=config.data, sha256=_texts_sha256(texts), n_sequences=len(texts), limit=config.limit)
     try:
         base_fingerprint = weights_fingerprint(source)
@@ -253,17 +257,14 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
     unkeyed = ("out", "force", "save_steps", "data", "model", "precision")  # hashed or resolved values stand in
     keyed = {k: v for k, v in to_dict(config).items() if k not in unkeyed}
     run_key = sha256_json({**keyed, "max_steps": final, "precision": precision, "objective": objective,
-                           "data_sha256": data_info["sha256"], "base": base_fingerprint or config.model})
+                           "data_sha256": data_info["sha256"], "base": base_fingerprint or config.model,
+                           "inputs": {**encoder.contract.to_json(), "template": renderer.chat_template}})
     kept = _kept_checkpoints(config, run_key)
     if len(kept) == len(config.save_steps):
         return {"status": "complete", "checkpoints": [str(checkpoint_dir(out, s)) for s in config.save_steps]}
 
-    ids, cut = [], 0
-    for prompt, response in texts:
-        seq, was_cut = encode_pair_checked(tokenizer, prompt, response, config.max_length)
-        ids.append(seq)
-        cut += int(was_cut)
-    data_info.update(n_truncated=cut, mean_tokens=sum(map(len, ids)) / len(ids))
+    ids, cuts = encoder.encode_many([p for p, _ in texts], [r for _, r in texts], where=config.data)
+    data_info.update(n_truncated=sum(cuts), mean_tokens=sum(map(len, ids)) / len(ids))
 
     torch.manual_seed(config.seed)  # an LM head missing from the checkpoint (MiniLM ships none) is drawn now
     auto_class = AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM

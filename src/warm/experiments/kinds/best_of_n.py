@@ -73,7 +73,7 @@ def _one_level(ws: Workspace, p: BoNParams, group: MemberGroup, pool: CandidateP
     warm_dirs = {f"WARM M={k}": ws.merged(members[:k]) for k in p.warm_sizes if 2 <= k <= len(members)}
     t = ws.config.training
     dirs = [str(m) for m in members] + [str(d) for d in warm_dirs.values()]
-    scores = score_models(pool, dirs, ws.root / "scores", max_length=t.max_length, precision=t.precision,
+    scores = score_models(pool, dirs, ws.root / "scores", precision=t.precision,
                           progress=ws.progress, weights_digest=lambda path: ws.digest("weights", path))
     selectors = {name: scores[str(m)] for name, m in names.items()}
     selectors.update({name: scores[str(d)] for name, d in warm_dirs.items()})
