@@ -183,3 +183,32 @@ def one_thread():
 def policy_dir(one_thread, tmp_path_factory) -> str:
     """A tiny causal LM (the policy of generation and RL tests), one per test module."""
     return str(make_tiny_policy_dir(tmp_path_factory.mktemp("policy") / "tiny-llama"))
+
+
+def make_trained_merge(root: Path, base: Path, lora_r: int = 0) -> tuple[Path, Path]:
+    """(WARM dir, pairs file): `warm init` from `base`, two members trained 3 steps by warm, merged. Seconds."""
+    from warm.config import InitConfig, TrainConfig
+    from warm.merge.merge import merge_models
+    from warm.models.init import build_init
+    from warm.train.launcher import run_training
+
+    root = Path(root)
+    build_init(InitConfig(model=str(base), out=str(root / "init")), progress=False)
+    data = write_pairs(root / "pairs.jsonl", n=24)
+    run_training(TrainConfig(init=(str(root / "init"),), data=str(data), out=str(root), members=2, max_steps=3,
+                             batch_size=8, max_length=48, precision="fp32", lora_r=lora_r, lr=(1e-3,)), progress=False)
+    merge_models([root / "members" / "m00", root / "members" / "m01"], root / "warm", progress=False)
+    return root / "warm", data
+
+
+@pytest.fixture(scope="session")
+def trained_merges(tmp_path_factory):
+    """A tiny encoder and a tiny decoder reward model, each trained by warm and merged, and the decoder's policy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained-merges")
+    policy = make_tiny_policy_dir(root / "policy")
+    merges = {"encoder": make_trained_merge(root / "encoder", make_tiny_backbone_dir(root / "backbone")),
+              "decoder": make_trained_merge(root / "decoder", policy, lora_r=4), "policy": policy}
+    torch.set_num_threads(before)
+    return merges

@@ -148,6 +148,7 @@ def demo_command(out, fast, force) -> None:
 
 # Commands that live beside their stage, imported only when run or asked for help (see LazyGroup).
 LAZY_COMMANDS = {
+    "check": "warm.check.command:check_command",
     "lmc": "warm.evaluate.lmc_command:lmc_command",
     "rl": "warm.apply.rl_command:rl_command",
     "rl-report": "warm.apply.rl_report_command:rl_report_command",

@@ -221,7 +221,7 @@ class PairEncoder:
             except Exception as exc:  # noqa: BLE001 - jinja raises assorted types for templates that refuse a turn
                 raise WarmError(f"{where or 'input'}: row {row}: cannot apply the chat template "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-        full = self.tokenizer(texts, add_special_tokens=self.contract.add_special_tokens)["input_ids"]
+        full = self.tokenizer(texts, add_special_tokens=self.contract.add_special_tokens, verbose=False)["input_ids"]
         cut = [len(ids) > self.max_length for ids in full]
         long = [i for i, is_cut in enumerate(cut) if is_cut]
         if long:  # the tokenizer's own truncation (rule 4), so the ids are those of `tokenizer(text, truncation=True)`

@@ -19,20 +19,32 @@ def _fmt(value) -> str:
 def usage_snippet(contract: InputContract | None, path: str = "path/to/this/model") -> str:
     """Python that computes this model's reward with transformers alone, exactly as warm does (the input contract).
 
-    The README's "Using a warm reward model elsewhere" and the tests run this very text.
+    The model card shows it; `warm check` and the tests execute the same text (`snippet_setup`, `snippet_score`).
     """
     if contract is None or contract.rendering != CHAT_TEMPLATE:
         return ("# Made before warm's input contract: score it with warm (warm eval / warm serve), which reads it\n"
                 "# as trained (prompt and response as the tokenizer's two segments).")
+    return "\n".join([snippet_setup(path),
+                      'conversation = [{"role": "user", "content": "How do I boil an egg?"},',
+                      '                {"role": "assistant", "content": "Put it in boiling water for 8 minutes."}]',
+                      snippet_score(contract)])
+
+
+def snippet_setup(path: str) -> str:
+    """The snippet's first part: load the model and its tokenizer."""
     return "\n".join([
         "import torch",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
         "",
-        f'path = "{path}"',
+        f"path = {path!r}",
         "tokenizer = AutoTokenizer.from_pretrained(path)",
         "model = AutoModelForSequenceClassification.from_pretrained(path).eval()",
-        'conversation = [{"role": "user", "content": "How do I boil an egg?"},',
-        '                {"role": "assistant", "content": "Put it in boiling water for 8 minutes."}]',
+    ])
+
+
+def snippet_score(contract: InputContract) -> str:
+    """The snippet's last part: the reward of `conversation` (a list of {role, content} turns)."""
+    return "\n".join([
         "text = tokenizer.apply_chat_template(conversation, tokenize=False)",
         f"inputs = tokenizer(text, add_special_tokens={contract.add_special_tokens}, truncation=True, "
         'return_tensors="pt")',

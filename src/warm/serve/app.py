@@ -116,6 +116,8 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
         extra = {"member_std": disagreement(rows)} if ensemble else {}
         if body.prompts is not None or policy is not None:
             extra["prompt_split"] = [0.0 if how == "none" else 1.0 for _, _, how in split]
+        if policy is not None:  # read back from the policy's chat template into the plain turns
+            extra["policy_template"] = [1.0 if how == "policy_template" else 0.0 for _, _, how in split]
         return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra})
 
     @app.post("/v1/score", dependencies=authorised)

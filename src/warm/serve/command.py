@@ -44,8 +44,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--max-chars", default=100_000, show_default=True, help="Most characters per item (413 above).")
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True,
               help="Largest request body in bytes (413 above).")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
-              help="Scoring precision: bf16 autocast where supported (auto), or fp32.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS),
+              help="Scoring precision. fp32: an item's reward does not depend on what it is micro-batched with "
+                   "(to ~1e-7). bf16 (or auto, bf16 where supported): about twice the CPU throughput, but a reward "
+                   "moves with its batch-mates by up to ~0.3% of the rewards' spread (docs/results/compatibility.md).")
 @click.option("--device", default=None, help="Torch device (default: cuda if available, else cpu).")
 @click.option("--api-key", envvar="WARM_API_KEY", show_envvar=True, default=None,
               help="Require this key (Authorization: Bearer KEY or X-API-Key: KEY) on every endpoint but /health. "

@@ -1,0 +1,1 @@
+"""`warm check`: the reward of a model through every tool that loads it, against warm's own."""

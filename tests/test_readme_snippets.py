@@ -1,0 +1,94 @@
+"""Every snippet of the README's "Using a warm reward model elsewhere" (and the TRL one), run as written on tiny
+models trained by warm: each gives warm's reward. Snippets are the code blocks after `<!-- tested: NAME -->`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from warm.cli import app
+from warm.score.scorer import RewardModelScorer
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+QUESTION, ANSWER = "How do I boil an egg?", "Put it in boiling water for 8 minutes."
+
+
+def snippets() -> dict[str, str]:
+    text = README.read_text()
+    found = dict(re.findall(r"<!-- tested: (\w+) -->\n```\w+\n(.*?)```", text, flags=re.S))
+    assert set(found) == {"check", "transformers", "pipeline", "openrlhf", "trl"}
+    return found
+
+
+def warm_reward(model: Path, prompt: str = QUESTION, answer: str = ANSWER) -> float:
+    return float(RewardModelScorer(str(model)).score_texts([prompt], [answer])[0])
+
+
+@pytest.mark.parametrize("name", ["transformers", "pipeline"])
+def test_python_snippets_give_warms_reward(trained_merges, name):
+    model, _ = trained_merges["encoder"]
+    namespace: dict = {}
+    exec(snippets()[name].replace("runs/demo/warm", str(model)), namespace)  # noqa: S102
+    assert namespace["reward"] == pytest.approx(warm_reward(model), abs=1e-6)
+
+
+def test_check_snippet(trained_merges, tmp_path):
+    model, _ = trained_merges["encoder"]
+    line = snippets()["check"].strip().replace("runs/demo/warm", str(model))
+    args = shlex.split(line.replace("runs/demo/check.json", str(tmp_path / "check.json")))
+    assert args[:2] == ["warm", "check"]
+    result = CliRunner().invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    assert "| compatible |" in result.output and (tmp_path / "check.json").is_file()
+
+
+def test_openrlhf_snippet_serves_the_plain_pairs_reward(trained_merges, monkeypatch):
+    import uvicorn
+
+    model, _ = trained_merges["decoder"]
+    policy = trained_merges["policy"]
+    command = snippets()["openrlhf"].splitlines()[0].replace("runs/demo/warm", str(model))
+    args = shlex.split(command.replace("path/to/policy", str(policy)))
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda served, **kw: captured.update(app=served, **kw))
+    result = CliRunner().invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    assert captured["port"] == 5000 and "--reward.remote_url http://127.0.0.1:5000/get_reward" in snippets()["openrlhf"]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "tell me about the cat"}], tokenize=False,
+                                           add_generation_prompt=True)
+    query = prompt + "the cat is good" + tokenizer.eos_token  # as OpenRLHF 0.11 decodes a sample
+    with TestClient(captured["app"]) as client:
+        reply = client.post("/get_reward", json={"query": [query], "prompts": [prompt], "labels": [""]}).json()
+    assert reply["extra_logs"]["policy_template"] == [1.0]
+    assert reply["rewards"][0] == pytest.approx(warm_reward(model, "tell me about the cat", "the cat is good"),
+                                                abs=1e-6)
+
+
+def test_trl_snippet_trains_against_warms_reward(trained_merges, tmp_path, monkeypatch, one_thread):
+    import trl
+
+    model, _ = trained_merges["encoder"]
+    real_config = trl.GRPOConfig
+
+    def small(**kwargs):  # the snippet's config, cut to one short step for the test
+        kwargs["output_dir"] = str(tmp_path / "grpo")
+        return real_config(**kwargs, max_steps=1, per_device_train_batch_size=4, num_generations=2,
+                           max_completion_length=4, use_cpu=True, report_to=[], bf16=False, save_strategy="no",
+                           disable_tqdm=True, logging_steps=1)
+
+    monkeypatch.setattr(trl, "GRPOConfig", small)
+    code = snippets()["trl"].replace("runs/demo/warm", str(model)).replace("path/to/policy",
+                                                                           str(trained_merges["policy"]))
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102
+    logged = [row for row in namespace["trainer"].state.log_history if "rewards/warm/mean" in row]
+    assert logged and np.isfinite(logged[0]["rewards/warm/mean"])
