@@ -44,7 +44,8 @@ def make_tiny_model_dir(path: Path, seed: int = 0, hidden_dropout: float = 0.1, 
         BertTokenizerFast,
     )
 
-    from warm.data.contract import apply_to_save, new_contract, write_contract
+    from warm.data.contract import new_contract
+    from warm.models.contract_files import apply_to_save, write_contract
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

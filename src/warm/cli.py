@@ -11,7 +11,7 @@ import click
 
 from warm import __version__
 from warm.config import InitConfig, TrainConfig, click_options, from_dict
-from warm.cli_util import evaluation_options, parse_named, user_errors
+from warm.cli_util import evaluation_options, parse_named, terminate_like_interrupt, user_errors
 from warm.errors import WarmError
 
 
@@ -38,6 +38,7 @@ def app() -> None:
 
     init -> train (M members) -> merge (WARM) -> eval against members and the ensemble (ENS).
     """
+    terminate_like_interrupt()
 
 
 @app.command("init")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 
 import click
 
@@ -65,3 +67,15 @@ def evaluation_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def terminate_like_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C: Python's default would end the process at once, skipping the `finally` blocks
+    that remove a half-written output's temporary directory. (`warm serve` installs uvicorn's own handlers.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

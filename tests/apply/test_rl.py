@@ -8,6 +8,8 @@ import torch
 from click.testing import CliRunner
 from transformers import TrainerCallback
 
+from conftest import make_tiny_policy_dir
+
 from warm.apply.rl import RLConfig, run_rl
 from warm.apply.rl_eval import read_rows
 from warm.cli import app
@@ -153,3 +155,98 @@ def test_cli_with_reward_models_and_a_control(policy_dir, prompts_file, tiny_mod
     assert rows[0]["proxy_reward"] != rows[0]["control_reward"] and rows[0]["n_prompts"] == 3
     again = CliRunner().invoke(app, args[:-3] + ["--lr", "1e-2", "--out", str(tmp_path / "run")])
     assert again.exit_code == 2 and again.output.count("\n") == 1 and "lr=0.001, not 0.01" in again.output
+
+
+def test_kl_coef_enters_the_reward_as_trl_applies_it(tmp_path, one_thread):
+    """RLOO's advantage of each sample is (r - β·KL) minus the same for its siblings, KL being the sum over the
+    completion's tokens of log π - log π_ref at the sampling temperature; with β = 0 the KL has no effect."""
+    from warm.apply.generate import load_policy
+    from warm.apply.rl import _trainer
+    from warm.integrations.trl import WarmRewardFunction
+
+    policy_dir = str(make_tiny_policy_dir(tmp_path / "policy", eos_logit=0.0))  # answers that run on
+    items = [{"prompt_id": i, "prompt": q} for i, q in enumerate(QUESTIONS[:2])]
+    reward = WarmRewardFunction(liked_words)
+    batch = [{"prompt": [{"role": "user", "content": item["prompt"]}]} for item in items for _ in range(2)]
+
+    def advantages(beta: float):
+        run = RLConfig(reward="liked_words", prompts="unused", kl_coef=beta, steps=1, out="unused", batch_size=2,
+                       num_generations=2, max_new_tokens=5, temperature=0.9, seed=0)
+        model, tokenizer, _ = load_policy(policy_dir, items, "cpu", torch.float32, False)
+        trainer = _trainer(run, model, tokenizer, items, reward, "cpu", "fp32", [])
+        reference = trainer.ref_model if beta else None
+        torch.manual_seed(1)
+        with torch.no_grad():  # move the policy away from its reference, so the KL is not zero
+            for param in trainer.model.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+        trainer.model.train()
+        torch.manual_seed(2)
+        out = trainer._generate_and_score_completions(batch)
+        return out, trainer, tokenizer, reference
+
+    out, trainer, tokenizer, reference = advantages(0.5)
+    assert out["completion_mask"].sum() > 8  # answers of several tokens, not all alike
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+    mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+    n_prompt, keep = out["prompt_ids"].shape[1], out["completion_mask"].float()
+
+    def token_logps(model):
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, n_prompt - 1:-1].float() / 0.9
+        return logits.log_softmax(-1).gather(-1, out["completion_ids"][..., None])[..., 0]
+
+    policy_logps = token_logps(trainer.model)
+    torch.testing.assert_close((policy_logps * keep).sum(1), out["old_logps"], atol=1e-4, rtol=0)
+    kl = ((policy_logps - token_logps(reference)) * keep).sum(1)
+    assert kl.abs().min() > 1e-3
+    texts = tokenizer.batch_decode(out["completion_ids"] * out["completion_mask"], skip_special_tokens=True)
+    penalised = torch.tensor(liked_words(None, texts), dtype=torch.float32) - 0.5 * kl
+    pairs = penalised.view(-1, 2)
+    expected = (pairs - pairs.flip(1)).view(-1)  # leave-one-out baseline of a group of two: the sibling
+    torch.testing.assert_close(out["advantages"], expected, atol=1e-4, rtol=0)
+    plain = advantages(0.0)[0]["advantages"]
+    assert not torch.allclose(plain, out["advantages"], atol=1e-3)
+
+
+def test_monte_carlo_kl_matches_the_exact_kl_of_a_tiny_policy(policy_dir):
+    """warm rl's KL is the mean over samples of log π(y) - log π_ref(y) (rl_eval.response_logps); with two-token
+    answers the exact KL(π || π_ref) can be summed over every answer, and the estimate must land on it."""
+    from warm.apply.rl_eval import response_logps
+    from warm.models.loading import load_causal_lm
+
+    temperature, prompt = 1.0, [2, 9, 10, 11]  # <s> and three words
+    reference = load_causal_lm(policy_dir)
+    policy = load_causal_lm(policy_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.add_(0.2 * torch.randn_like(param))
+    eos = policy.config.eos_token_id
+
+    def next_logps(model, prefixes):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor(prefixes)).logits[:, -1].double() / temperature
+        return logits.log_softmax(-1)
+
+    first_p, first_q = next_logps(policy, [prompt])[0], next_logps(reference, [prompt])[0]
+    vocab = first_p.shape[0]
+    prefixes = [prompt + [t] for t in range(vocab)]
+    second_p, second_q = next_logps(policy, prefixes), next_logps(reference, prefixes)
+    # Answers stop after EOS or after two tokens: KL = Σ_y π(y) log π(y)/π_ref(y) over all of them.
+    exact = 0.0
+    for t in range(vocab):
+        head = float(first_p[t] - first_q[t])
+        if t == eos:
+            exact += float(first_p[t].exp()) * head
+        else:
+            tail = (second_p[t].exp() * (second_p[t] - second_q[t])).sum()
+            exact += float(first_p[t].exp()) * (head + float(tail))
+    generator = torch.Generator().manual_seed(3)
+    answers = []
+    for _ in range(3000):
+        t = int(torch.multinomial(first_p.exp(), 1, generator=generator))
+        answers.append([t] if t == eos else [t, int(torch.multinomial(second_p[t].exp(), 1, generator=generator))])
+    log_ratio = (response_logps(policy, [prompt] * len(answers), answers, temperature, batch_size=256)
+                 - response_logps(reference, [prompt] * len(answers), answers, temperature, batch_size=256))
+    sem = log_ratio.std() / len(answers) ** 0.5
+    assert exact > 0.01 and abs(log_ratio.mean() - exact) < 4 * sem

@@ -72,3 +72,18 @@ def test_errors(tmp_path):
     assert result.exit_code != 0 and "expected NAME=VALUE" in result.output
     result = CliRunner().invoke(app, ["rl-report", f"x={run}", f"x={run}", "--out", str(tmp_path / "o")])
     assert "given twice" in result.output and not (tmp_path / "o").exists()
+
+
+def test_read_rows_skips_only_a_truncated_last_line(tmp_path):
+    from warm.apply.rl_eval import read_rows
+    from warm.errors import WarmError
+
+    path = tmp_path / "eval.jsonl"
+    path.write_text('{"step": 0}\n{"step": 2}\n{"step": 4, "pro')  # a run killed mid-write
+    assert read_rows(path) == [{"step": 0}, {"step": 2}]
+    path.write_text('{"step": 0}\n{"step": 2, oops}\n{"step": 4}\n')
+    with pytest.raises(WarmError, match=r"eval.jsonl: line 2: invalid JSON"):
+        read_rows(path)
+    path.write_text('{"step": 0}\n{"step": 2\n')  # a complete (newline-terminated) line that does not parse
+    with pytest.raises(WarmError, match="line 2"):
+        read_rows(path)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from warm.check.run import run_check
 from warm.cli import app
-from warm.data.contract import read_contract
+from warm.models.contract_files import read_contract
 from warm.merge.card import usage_snippet
 from warm.score.scorer import RewardModelScorer
 

@@ -24,6 +24,14 @@ def test_init_train_merge_eval(tiny_backbone_dir, tmp_path):
                  "--max-length", "32", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "m00: loss" in r.output and "pairs/s" in r.output
+    assert "{'loss'" not in r.output and "'grad_norm'" not in r.output  # --quiet: no per-step log dicts
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for weights in (run / "init" / "model.safetensors", run / "members" / "m00" / "model.safetensors"):
+        assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~mask, weights  # like every other output
     members = [str(run / "members" / "m00"), str(run / "members" / "m01")]
     r = _invoke(["merge", *members, "--out", str(run / "warm")])
     assert r.exit_code == 0, r.output

@@ -8,10 +8,8 @@ import warnings
 import pytest
 from transformers import AutoTokenizer
 
-from warm.data.contract import (
-    CONTRACT_FILE, DECODER_TEMPLATE, ENCODER_TEMPLATE, InputContract, PairEncoder, common_contract, conversation,
-    new_contract, read_contract, write_contract,
-)
+from warm.data.contract import DECODER_TEMPLATE, ENCODER_TEMPLATE, InputContract, PairEncoder, conversation, new_contract
+from warm.models.contract_files import CONTRACT_FILE, common_contract, read_contract, write_contract
 from warm.errors import WarmError
 from warm.models.loading import load_encoder, load_tokenizer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,56 @@ def test_save_refuses_other_suffixes(tmp_path):
     data = PreferenceData("mem", ["p"], ["c"], ["r"])
     with pytest.raises(WarmError, match=".jsonl"):
         save_preferences(data, tmp_path / "d.csv")
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.jsonl.gz", "d.csv"])
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name):
+    lines = [b'{"prompt": "p", "chosen": "c", "rejected": "r"}', b'{"prompt": "p", "chosen": "caf\xe9", "rejected": "r"}']
+    if name.endswith(".csv"):
+        lines = [b"prompt,chosen,rejected", b"p,c,r", b"p,caf\xe9,r"]
+    raw = b"\n".join(lines) + b"\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    message = one_line_error(lambda: load_preferences(path))
+    line = 3 if name.endswith(".csv") else 2
+    assert f"{path}: line {line}, column" in message and "byte 0xe9 is not UTF-8" in message
+
+
+def test_malformed_json_lines_name_their_line(tmp_path):
+    good = json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})
+    (tmp_path / "trailing.jsonl").write_text(good + "\n" + good + " x\n")
+    message = one_line_error(lambda: load_preferences(tmp_path / "trailing.jsonl"))
+    assert message == f"{tmp_path / 'trailing.jsonl'}: line 2: invalid JSON (Extra data at column 49)"
+    changed = [good] * 9 + [json.dumps({"prompt": "p", "chosen": "c", "rejected": {"text": "r"}})]
+    (tmp_path / "kinds.jsonl").write_text("\n".join(changed) + "\n")
+    message = one_line_error(lambda: load_preferences(tmp_path / "kinds.jsonl"))
+    assert re.search(r"(line|row) 10\b", message) and "'rejected'" in message and "Column(" not in message
+
+
+def test_directories_header_only_csv_and_identical_pairs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    message = one_line_error(lambda: load_preferences(tmp_path / "empty"))
+    assert "a directory with no data file" in message and "partial" not in message
+    from datasets import Dataset
+
+    Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    assert load_preferences(tmp_path / "saved").chosen == [row["chosen"] for row in ROWS]
+    (tmp_path / "header.csv").write_text("prompt,chosen,rejected\n")
+    assert one_line_error(lambda: load_preferences(tmp_path / "header.csv")) == f"{tmp_path / 'header.csv'}: no rows"
+    rows = [{"prompt": "p", "chosen": "same", "rejected": "same"}, {"prompt": "p", "chosen": "a", "rejected": "b"},
+            {"prompt": "q", "chosen": "x", "rejected": "x"}]
+    with pytest.warns(UserWarning, match="2 pair\\(s\\) with identical chosen and rejected"):
+        assert len(load_preferences(write_rows(tmp_path / "same.jsonl", rows, "jsonl"))) == 3
+
+
+def test_json_diagnosis_names_the_line_where_a_field_changes_kind(tmp_path):
+    from warm.data.sources import diagnose_json
+
+    rows = [json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})] * 9
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(rows + [json.dumps({"prompt": "p", "chosen": "c", "rejected": {"x": 1}})]) + "\n")
+    assert diagnose_json(path) == "line 10: field 'rejected' is an object, but text on line 1"
+    path.write_text("\n".join(rows + ["[1, 2]"]) + "\n")
+    assert diagnose_json(path) == "line 10: expected a JSON object, got a list"
+    path.write_text(json.dumps([{"prompt": "p"}]))
+    assert diagnose_json(path) is None  # one valid JSON document: nothing to point at

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-peft = pytest.importorskip("peft")
+import peft  # noqa: E402 - a required dependency: a broken install fails here, not skips
 
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 

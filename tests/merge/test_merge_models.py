@@ -19,7 +19,7 @@ from warm.merge.merge import merge_models
 from warm.merge.tensor_io import INDEX_FILE, CheckpointReader
 
 FINGERPRINT = "init-0123abcd"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json")
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "warm_contract.json")
 TEXTS = ["what is a good answer? yes, thank you", "write python code about a cat", "no"]
 
 
@@ -319,8 +319,9 @@ def test_refused_vocabulary_and_tolerated_tokenizer_settings(members, tmp_path, 
 @pytest.mark.parametrize(
     "weights, message",
     [([1.0], "1 weights given for 2 members"), ([1.0, -1.0], "weight 1 is -1.0"), ([0, 0], "all weights are zero"),
-     ([float("nan"), 1.0], "weight 0 is nan")],
-    ids=["count", "negative", "zero", "nan"],
+     ([float("nan"), 1.0], "weight 0 is nan"),
+     ([1e308, 1e308], r"weights 1e\+308, 1e\+308 overflow: their sum is not a finite number")],
+    ids=["count", "negative", "zero", "nan", "overflow"],
 )
 def test_refused_weights_argument(members, out, weights, message):
     with pytest.raises(WarmError, match=message):
@@ -345,6 +346,12 @@ def test_refused_arguments_and_outputs(members, tmp_path, out):
     with pytest.raises(WarmError, match="not a directory"):
         merge_models([members[0], tmp_path / "absent"], out, progress=False)
     assert_nothing_left(out)
+    a_file = members[0].parent / "notes.json"  # --force never turns a file into a directory
+    a_file.write_text("{}")
+    with pytest.raises(WarmError, match="notes.json: exists and is not a directory"):
+        merge_models(members, a_file, force=True, progress=False)
+    assert a_file.read_text() == "{}"
+    a_file.unlink()
 
 
 def test_integer_buffers_must_agree(members, tmp_path, out):

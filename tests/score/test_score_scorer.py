@@ -73,7 +73,8 @@ def test_ensemble_members_each_read_the_text_their_own_way(two_models, tiny_mode
 def test_a_model_whose_head_is_drawn_on_load_is_refused(tiny_backbone_dir, tmp_path):
     import shutil
 
-    from warm.data.contract import InputContract, write_contract
+    from warm.data.contract import InputContract
+    from warm.models.contract_files import write_contract
 
     backbone = tmp_path / "backbone"  # a pretrained encoder with a contract, but no reward head
     shutil.copytree(tiny_backbone_dir, backbone)

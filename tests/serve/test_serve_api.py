@@ -12,6 +12,7 @@ import pytest
 from conftest import make_tiny_model_dir
 from fastapi.testclient import TestClient
 
+from warm.errors import WarmError
 from warm.merge.merge import merge_models
 from warm.score.scorer import EnsembleScorer, RewardModelScorer
 from warm.serve.app import create_app
@@ -173,9 +174,16 @@ def test_auth_on_and_off(single):
         assert c.get("/v1/info").status_code == 401
         assert c.get("/v1/info", headers={"X-API-Key": "s3cret"}).json()["auth"] is True
         assert c.get("/health").status_code == 200  # probes need no key
+        for page in ("/openapi.json", "/docs", "/redoc"):  # the API's description answers only with the key
+            assert c.get(page).status_code in (401, 404), page
+        assert c.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()["info"]["title"] == "warm reward server"
+        assert c.get("/docs", headers={"X-API-Key": "s3cret"}).status_code == 200
     with client(single) as c:
         assert c.post("/get_reward", json=body).status_code == 200
         assert c.post("/get_reward", json=body, headers={"Authorization": "Bearer anything"}).status_code == 200
+        assert c.get("/openapi.json").status_code == 200 and "/get_reward" in c.get("/openapi.json").json()["paths"]
+    with pytest.raises(WarmError, match="starts or ends with whitespace"):
+        ServeSettings(api_key=" s3cret ")
 
 
 def test_scorer_failure_is_500_then_the_server_keeps_serving(models):

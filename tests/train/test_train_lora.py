@@ -8,7 +8,7 @@ from warm.data.contract import InputContract
 import torch
 from safetensors.torch import load_file
 
-pytest.importorskip("peft")
+import peft  # noqa: F401,E402 - a required dependency: a broken install fails here, not skips
 
 from conftest import write_pairs  # noqa: E402
 from warm.config import InitConfig, TrainConfig  # noqa: E402

@@ -133,7 +133,6 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
     started = time.perf_counter()
 
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from warm.apply.generate import load_policy, read_prompts
     from warm.apply.rl_eval import RLEvalCallback
@@ -169,7 +168,7 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
                 **_versions()}
     write_json(out / CONFIG_FILE, {**previous, "status": "running", "config": options, "resolved": resolved})
 
-    checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if resume and (out / CHECKPOINTS).is_dir() else None
+    checkpoint = last_complete_checkpoint(out / CHECKPOINTS) if resume else None
     evaluator = RLEvalCallback(out, eval_items, tokenizer, proxy, judge, every=config.eval_every,
                                temperature=config.temperature, max_new_tokens=config.max_new_tokens,
                                seed=config.seed, batch_size=config.eval_batch_size, total_steps=config.steps,
@@ -201,6 +200,19 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
 
 
 # --- the run directory ---------------------------------------------------------------------------------------------
+
+
+def last_complete_checkpoint(directory: Path) -> str | None:
+    """The latest checkpoint the Trainer finished writing (trainer_state.json is its last file); a run killed while
+    saving leaves a partial checkpoint-N, which is removed here rather than resumed from."""
+    if not directory.is_dir():
+        return None
+    steps = sorted((int(p.name.split("-")[1]), p) for p in directory.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    for _, path in reversed(steps):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def _claim(out: Path, options: dict, resume: bool, force: bool) -> dict:

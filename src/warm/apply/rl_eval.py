@@ -34,6 +34,7 @@ from transformers import TrainerCallback
 
 from warm.apply.generate import encode_prompt, generation_config, sample_batch, row_seed
 from warm.evaluate.metrics import standard_error
+from warm.errors import WarmError
 from warm.fileio import atomic_file
 
 EVAL_FILE = "eval.jsonl"
@@ -45,16 +46,24 @@ TRAIN_LOG_FILE = "train_log.jsonl"
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
-    """The rows of a JSON-lines file (none if it is missing); a truncated last line (a crash mid-write) is skipped."""
+    """The rows of a JSON-lines file (none if it is missing). A last line without its newline that does not parse
+    (a crash mid-write) is skipped; any other malformed line is a WarmError naming it (the file was edited or
+    corrupted, and silently dropping rows would change the results)."""
     path = Path(path)
     if not path.is_file():
         return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             rows.append(json.loads(line))
-        except ValueError:
-            continue
+        except ValueError as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # the truncated last line of a killed run
+            raise WarmError(f"{path}: line {number}: invalid JSON ({exc})") from None
     return rows
 
 

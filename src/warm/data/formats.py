@@ -16,6 +16,7 @@ Optional `margin` (float) and `corrupted` (bool) columns are kept; other extra c
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -116,6 +117,10 @@ def load_preferences(
         prompts.append(p)
         chosen.append(c)
         rejected.append(r)
+    same = sum(c == r for c, r in zip(chosen, rejected))
+    if same:
+        warnings.warn(f"{name}: {same} pair(s) with identical chosen and rejected responses (they carry no preference)",
+                      stacklevel=2)
     margin = _typed_column(name, columns, "margin", (int, float), "a number")
     corrupted = _typed_column(name, columns, "corrupted", (bool,), "true or false")
     return PreferenceData(name, prompts, chosen, rejected,

@@ -26,7 +26,7 @@ def read_dataset(name: str, split: str = "train"):
 
     path = Path(name)
     if path.is_dir():
-        return _load_or_fail(name, lambda: datasets.load_dataset(name, split=split))
+        return _read_directory(name, path, split)
     builder = _builder_for(path)
     if builder is None:
         if path.exists():
@@ -35,6 +35,8 @@ def read_dataset(name: str, split: str = "train"):
         return _load_hub(name, split)
     if not path.is_file():
         raise WarmError(f"{name}: file not found")
+    if builder in ("json", "csv"):
+        check_utf8(name, path)  # datasets reads bytes unchecked; a bad byte would surface later as a traceback
     # A throwaway cache: local files are small enough to hold in memory, and a per-call cache cannot serve a stale
     # copy of a file rewritten in place, nor grow ~/.cache with every temporary file tests create.
     with tempfile.TemporaryDirectory(prefix="warm-datasets-") as cache, _quiet_datasets():
@@ -42,7 +44,8 @@ def read_dataset(name: str, split: str = "train"):
         if builder == "csv":
             # CSV has no null: an empty cell is the empty string, and text such as "NA" or "None" stays text.
             kwargs["na_filter"] = False
-        dataset = _load_or_fail(name, lambda: datasets.load_dataset(builder, **kwargs))
+        dataset = _load_or_fail(name, lambda: datasets.load_dataset(builder, **kwargs),
+                                diagnose=(lambda: diagnose_json(path)) if builder == "json" else None)
         if builder == "json":
             dataset = _unwrap_json_document(dataset)
     return dataset
@@ -99,13 +102,82 @@ def _load_hub(name: str, split: str):
         raise WarmError(f"{name}: not a local file and cannot be loaded as a hub dataset ({why})") from None
 
 
-def _load_or_fail(name: str, load):
+def _read_directory(name: str, path: Path, split: str):
+    """A dataset saved with `save_to_disk`, or a folder of data files; anything else is refused in one line."""
+    import datasets
+
+    if (path / "dataset_info.json").is_file() or (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        loaded = _load_or_fail(name, lambda: datasets.load_from_disk(str(path)))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise WarmError(f"{name}: no split {split!r} (splits: {', '.join(loaded)})")
+            loaded = loaded[split]
+        return loaded
+    if not any(_builder_for(f) for f in path.rglob("*") if f.is_file()):
+        raise WarmError(f"{name}: a directory with no data file in it (expected a dataset saved with save_to_disk, "
+                        f"or {', '.join(sorted(FILE_BUILDERS))} files)")
+    return _load_or_fail(name, lambda: datasets.load_dataset(str(path), split=split))
+
+
+def check_utf8(name: str, path: Path) -> None:
+    """WarmError naming the line of the first byte that is not UTF-8."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise WarmError(f"{name}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+                        "(save the file as UTF-8)") from None
+
+
+_JSON_KINDS = {str: "text", list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number"}
+
+
+def diagnose_json(path: Path) -> str | None:
+    """The first problem of a JSON or JSON-lines file, naming its line: invalid JSON, or a field whose kind changes
+    from one row to another (which `datasets` reports as an Arrow schema error). None when none is found."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        json.loads(text)
+        return None  # one JSON document: datasets' own message stands
+    except json.JSONDecodeError:
+        pass
+    kinds: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
+        if not isinstance(row, dict):
+            return f"line {number}: expected a JSON object, got {_JSON_KINDS.get(type(row), 'null')}"
+        for key, value in row.items():
+            if value is None:
+                continue
+            kind = _JSON_KINDS.get(type(value), type(value).__name__)
+            first = kinds.setdefault(key, (kind, number))
+            if first[0] != kind:
+                return f"line {number}: field '{key}' is {kind}, but {first[0]} on line {first[1]}"
+    return None
+
+
+def _load_or_fail(name: str, load, diagnose=None):
     try:
         return load()
     except (StopIteration, IndexError):  # datasets' json builder on an empty file
         raise WarmError(f"{name}: no rows") from None
     except Exception as exc:  # noqa: BLE001 - parse errors arrive wrapped in DatasetGenerationError
-        raise WarmError(f"{name}: cannot read ({error_summary(exc)})") from None
+        summary = error_summary(exc)
+        if "corresponds to no data" in summary:  # a CSV with a header and no rows
+            raise WarmError(f"{name}: no rows") from None
+        found = diagnose() if diagnose is not None else None
+        raise WarmError(f"{name}: {found}" if found else f"{name}: cannot read ({summary})") from None
 
 
 def error_summary(exc: BaseException) -> str:

@@ -44,13 +44,19 @@ def normalise_weights(weights: list[float] | None, count: int) -> list[float]:
         if not math.isfinite(w) or w < 0:
             raise WarmError(f"weight {i} is {w}; weights must be finite and non-negative")
     total = sum(weights)
+    if not math.isfinite(total):
+        raise WarmError(f"weights {', '.join(f'{w:g}' for w in weights)} overflow: their sum is not a finite number; "
+                        "give smaller weights (only their ratios matter)")
     if total == 0:
         raise WarmError("all weights are zero")
     return [w / total for w in weights]
 
 
 def check_out(out: Path, members: list[Path], force: bool) -> None:
-    """Refuse an existing output (unless `force`) and any output that is, contains or lies in an input."""
+    """Refuse an existing output (unless `force`), a file as output, and any output that is, contains or lies in an
+    input."""
+    if out.exists() and not out.is_dir():
+        raise WarmError(f"{out}: exists and is not a directory; the merged model is a directory (choose another --out)")
     if out.exists() and not force:
         raise WarmError(f"{out}: already exists (pass --force to overwrite)")
     target = out.resolve()

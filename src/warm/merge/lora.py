@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from safetensors import safe_open
 
-from warm.data.contract import common_contract, stamp_copied_files
+from warm.models.contract_files import common_contract, stamp_copied_files
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.merge import (

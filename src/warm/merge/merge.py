@@ -23,7 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 import warm
-from warm.data.contract import CONTRACT_FILE, InputContract, common_contract, stamp_copied_files
+from warm.data.contract import InputContract
+from warm.models.contract_files import CONTRACT_FILE, common_contract, stamp_copied_files
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.card import render_model_card

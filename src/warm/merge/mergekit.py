@@ -11,12 +11,12 @@ warm's full LoRA merge. Results agree up to rounding: mergekit sums in `dtype`, 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from warm.errors import WarmError
+from warm.fileio import write_text
 from warm.merge.tensor_io import CheckpointReader, dtype_name
 
 
@@ -48,14 +48,4 @@ def write_mergekit_yaml(path: str | os.PathLike, info: dict, out_dir: str | os.P
         f"# Run: mergekit-yaml {path.name} OUTPUT_DIR\n"
     )
     text = header + yaml.safe_dump(mergekit_config(info), sort_keys=False, default_flow_style=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from warm.errors import WarmError
+from warm.fileio import scratch_directory
 
 AccuracyOf = Callable[[tuple[str, ...]], float]
 Log = Callable[[str], None]
@@ -149,9 +150,7 @@ def soup_merge(members: Sequence[str], out: str | Path, kind: str, val: str, k: 
     out = Path(out)
     if out.exists() and not merge_kwargs.get("force"):
         raise WarmError(f"{out}: already exists (pass --force to overwrite)")  # before any candidate is scored
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.soup-", suffix=".tmp", dir=out.parent))
-    try:
+    with scratch_directory(out, "soup") as work_dir:
         candidate_kwargs = {key: v for key, v in merge_kwargs.items() if key not in _FINAL_ONLY}
         accuracy_of = ValidationAccuracy(val, members, work_dir, max_length=max_length, batch_size=batch_size,
                                          limit=limit, **candidate_kwargs)
@@ -159,8 +158,6 @@ def soup_merge(members: Sequence[str], out: str | Path, kind: str, val: str, k: 
             record = top_m_soup(members, k if k is not None else len(members), accuracy_of, log)
         else:
             record = greedy_soup(members, accuracy_of, log)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
     record.update(val=str(val), n_pairs=accuracy_of.pairs.n_pairs, max_length=accuracy_of.encoder.max_length)
     from warm.merge.merge import merge_models
 

@@ -17,7 +17,8 @@ from warm import __version__
 from warm.config import InitConfig, to_dict
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
-from warm.data.contract import InputContract, PairEncoder, apply_to_save, new_contract, write_contract
+from warm.data.contract import InputContract, PairEncoder, new_contract
+from warm.models.contract_files import apply_to_save, write_contract
 from warm.models.loading import load_reward_model, load_tokenizer, resolve_model_path
 
 INIT_META = "warm_init.json"

@@ -14,7 +14,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from warm.data.contract import PairEncoder, read_contract, warn_legacy
+from warm.data.contract import PairEncoder
+from warm.models.contract_files import read_contract, warn_legacy
 from warm.errors import WarmError
 
 from warm.models import DEFAULT_BACKBONE  # noqa: F401  (re-exported: the constant lives where importing it is cheap)
@@ -32,8 +33,13 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def _hub_error(name_or_path: str, exc: Exception) -> WarmError:
+    """One line for any failure to load a checkpoint: a corrupt or truncated file, a pickle that is not plain
+    tensors, a missing directory (offline hub)."""
     if Path(name_or_path).exists():
-        return WarmError(f"{name_or_path}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = ("; warm loads pickled weights only as plain tensors (weights_only): save with safetensors"
+                if "pickl" in f"{type(exc).__name__} {first}".lower() else "")
+        return WarmError(f"{name_or_path}: cannot load ({type(exc).__name__}: {first}){hint}")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
     where = "the Hugging Face hub is offline (HF_HUB_OFFLINE=1)" if offline else "not a local directory and not reachable on the hub"
     return WarmError(f"{name_or_path}: {where}; pass a local model directory")
@@ -43,7 +49,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTra
     path = resolve_model_path(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every loading failure becomes one line naming the directory
         raise _hub_error(path, exc) from None
     ensure_pad_token(tokenizer)
     # Some tokenizer.json files (all-MiniLM-L6-v2's among them) switch on fixed padding and truncation in the Rust
@@ -100,7 +106,7 @@ def load_reward_model(
             loaded = AutoModelForSequenceClassification.from_pretrained(
                 path, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
             )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors, pickle and config errors alike: one line naming the dir
         raise _hub_error(path, exc) from None
     model = loaded[0] if isinstance(loaded, tuple) else loaded
     # Sequence classifiers find the last real token through config.pad_token_id; decoders often ship without it
@@ -120,7 +126,7 @@ def load_causal_lm(name_or_path: str, dtype: torch.dtype | None = None, trust_re
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one line naming the directory
         raise _hub_error(path, exc) from None
     return model.eval()
 

@@ -38,8 +38,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -125,18 +123,10 @@ def cached_smollm2(cache_dir: str | os.PathLike | None = None, *, allow_random: 
 
 def _publish(cache: Path, build) -> Path:
     """Build into a temporary sibling directory, then rename it to `cache` (replacing an old one)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", suffix=".tmp", dir=cache.parent))
-    try:
+    from warm.fileio import atomic_directory
+
+    with atomic_directory(cache, force=True) as tmp:
         build(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the cache is shared by every user of the checkout
-        for path in tmp.iterdir():
-            os.chmod(path, 0o644)
-        if cache.exists():
-            shutil.rmtree(cache)
-        os.replace(tmp, cache)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return cache
 
 

@@ -8,10 +8,8 @@ turn a metrics dict into panels of series.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Sequence, TypedDict
 
@@ -20,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from warm.errors import WarmError
+from warm.fileio import atomic_file
 
 
 class Series(TypedDict, total=False):
@@ -79,15 +78,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Save atomically: to a temporary sibling with the same suffix (matplotlib picks the format from it), then
     rename, so a re-plot never leaves a half-written image where a finished one is expected."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix or '.png'}")
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, dpi=dpi, format=(path.suffix.lstrip(".") or "png"))
     return path
 
 

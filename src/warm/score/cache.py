@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from warm.fileio import sha256_json
+from warm.fileio import atomic_file, sha256_json
 
 
 def cached_rewards(model_dir: str | Path, prompts: Sequence, responses: Sequence, cache_dir: str | Path, *,
@@ -40,10 +40,8 @@ def cached_rewards(model_dir: str | Path, prompts: Sequence, responses: Sequence
     scorer = RewardModelScorer(str(model_dir), precision=precision, batch_size=batch_size, max_length=max_length,
                                device=device)
     scores = scorer.score_texts(prompts, responses, progress=progress, desc=desc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{path.stem[:6]}.tmp.npy")
-    np.save(tmp, scores)
-    tmp.replace(path)  # atomic: a crash never leaves a truncated cache entry
+    with atomic_file(path, "wb") as handle:  # a crash never leaves a truncated cache entry
+        np.save(handle, scores)
     return scores
 
 

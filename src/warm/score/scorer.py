@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerBase
-
-from warm.data.contract import PairEncoder, canonical_key, tokenizer_signature
+from warm.data.contract import canonical_key
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.errors import WarmError
 from warm.models.loading import load_encoder, load_reward_model, resolve_model_path
@@ -191,24 +189,6 @@ class RewardModelScorer:
                 ).logits
                 out[idx] = logits[:, 0].float().cpu().numpy()
         return out
-
-
-def check_same_tokenizer(tokenizers: dict[str, PreTrainedTokenizerBase]) -> PreTrainedTokenizerBase:
-    """The shared tokenizer of named models; WarmError naming the first model whose tokenizer differs.
-
-    Ensembling and fair comparison both need one tokenisation: the same pair must be the same token sequence
-    for every model (and members of one WARM run share their init's tokenizer by construction).
-    """
-    if not tokenizers:
-        raise WarmError("no models given")
-    names = list(tokenizers)
-    reference = tokenizer_signature(tokenizers[names[0]])
-    for name in names[1:]:
-        signature = tokenizer_signature(tokenizers[name])
-        if signature != reference:
-            what = "special tokens" if signature[0] != reference[0] else "vocabulary"
-            raise WarmError(f"{name}: its tokenizer differs from that of {names[0]} ({what}); models scored together must share one tokenizer")
-    return tokenizers[names[0]]
 
 
 class EnsembleScorer:

@@ -82,9 +82,22 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
         finally:
             await batcher.close()
 
-    app = FastAPI(title="warm reward server", version=warm.__version__, lifespan=lifespan)
+    # The API description and its page answer only with the key, like every endpoint but /health: FastAPI's own
+    # routes take no dependencies, so they are replaced by authorised ones.
+    app = FastAPI(title="warm reward server", version=warm.__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
     app.state.batcher, app.state.scorer, app.state.settings = batcher, scorer, settings
     authorised = [Depends(_key_checker(settings.api_key))]
+
+    @app.get("/openapi.json", dependencies=authorised, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=authorised, include_in_schema=False)
+    async def docs():
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -36,6 +36,9 @@ class ServeSettings:
             raise WarmError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise WarmError("--api-key is empty (unset WARM_API_KEY, or give a non-empty key)")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            # HTTP clients strip header values, so such a key could never be matched.
+            raise WarmError("--api-key starts or ends with whitespace, which no client can send; remove it")
 
     @property
     def auth(self) -> bool:

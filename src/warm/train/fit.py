@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from warm.data.tokenize import TokenizedPairs
@@ -93,6 +93,8 @@ def fit_reward_model(
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                 callbacks=list(callbacks), peft_config=peft_config)
+        if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
+            trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start

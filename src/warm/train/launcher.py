@@ -24,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from warm.config import TrainConfig, to_dict
-from warm.data.contract import InputContract, PairEncoder, training_contract
+from warm.data.contract import InputContract, PairEncoder
+from warm.models.contract_files import training_contract
 from warm.data.corrupt import corrupt_labels, corruption_record
 from warm.data.formats import PreferenceData, load_preferences, save_preferences
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
@@ -142,7 +143,7 @@ def prepare_run(config: TrainConfig) -> PreparedRun:
 def training_encoder(inits: tuple[str, ...], max_length: int) -> PairEncoder:
     """The inits' tokenizer and input contract at the training length: what every member reads and is saved with.
 
-    Inits of a Baklava run must agree on it (warm.data.contract.training_contract).
+    Inits of a Baklava run must agree on it (warm.models.contract_files.training_contract).
     """
     encoders = []
     for path in inits:

@@ -61,9 +61,10 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
     (prompt, response) texts; write it to `out` (atomically) and return the warm_regress.json payload."""
     import torch
     from datasets import Dataset
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
-    from warm.data.contract import PairEncoder, training_contract
+    from warm.data.contract import PairEncoder
+    from warm.models.contract_files import training_contract
     from warm.models.init import save_reward_model
     from warm.models.loading import load_reward_model, load_tokenizer
 
@@ -94,6 +95,8 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
             dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
                           data_collator=DataCollatorWithPadding(tokenizer))
+        if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
+            trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start

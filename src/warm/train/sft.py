@@ -298,7 +298,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
             write_json(Path(tmp) / SFT_META, written[step])
 
     from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, TrainingArguments
 
     collator = _CountingCollator(DataCollatorForLanguageModeling(
         tokenizer, mlm=objective == "mlm", mlm_probability=config.mlm_probability, seed=config.seed))
@@ -315,6 +315,8 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
             disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=device == "cpu")
         trainer = _trainer_class(head)(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": ids}),
                                        data_collator=collator, processing_class=tokenizer, callbacks=[saver])
+        if not progress:  # with the bars off, transformers prints every log dict instead
+            trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
