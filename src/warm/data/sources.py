@@ -47,7 +47,7 @@ def read_dataset(name: str, split: str = "train"):
         dataset = _load_or_fail(name, lambda: datasets.load_dataset(builder, **kwargs),
                                 diagnose=(lambda: diagnose_json(path)) if builder == "json" else None)
         if builder == "json":
-            dataset = _unwrap_json_document(dataset)
+            dataset = _unwrap_json_document(name, dataset)
     return dataset
 
 
@@ -75,7 +75,7 @@ def _builder_for(path: Path) -> str | None:
     return FILE_BUILDERS.get(suffixes[-1]) if suffixes else None
 
 
-def _unwrap_json_document(dataset):
+def _unwrap_json_document(name: str, dataset):
     """A .json holding one object: {"data": [rows]} (datasets' `field=`) or {"col": [values]} (columns) -> rows."""
     from datasets import Dataset
 
@@ -84,11 +84,30 @@ def _unwrap_json_document(dataset):
     row = dataset[0]
     values = list(row.values())
     if len(values) == 1 and isinstance(values[0], list) and values[0] and all(isinstance(v, dict) for v in values[0]):
-        return Dataset.from_list(values[0])
+        return _as_table(name, lambda: Dataset.from_list(values[0]), values[0])
     if values and all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
         if not any(isinstance(v[0], dict) for v in values if v):  # a single conversational row stays a row
-            return Dataset.from_dict(row)
+            return _as_table(name, lambda: Dataset.from_dict(row),
+                             [dict(zip(row, cells)) for cells in zip(*row.values())])
     return dataset
+
+
+def _as_table(name: str, build, rows: list[dict]):
+    """`build()`, or a WarmError naming the first field whose values are of two kinds (Arrow needs one per column)."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own type, datasets wraps it in others
+        kinds: dict[str, tuple[str, int]] = {}
+        for number, row in enumerate(rows, start=1):
+            for key, value in row.items():
+                if value is None:
+                    continue
+                kind = _JSON_KINDS.get(type(value), type(value).__name__)
+                first = kinds.setdefault(key, (kind, number))
+                if first[0] != kind:
+                    raise WarmError(f"{name}: row {number}: field '{key}' is {kind}, but {first[0]} in row "
+                                    f"{first[1]}") from None
+        raise WarmError(f"{name}: cannot read ({error_summary(exc)})") from None
 
 
 def _load_hub(name: str, split: str):
@@ -119,11 +138,20 @@ def _read_directory(name: str, path: Path, split: str):
     return _load_or_fail(name, lambda: datasets.load_dataset(str(path), split=split))
 
 
+def read_bytes(name: str, path: Path) -> bytes:
+    """The file's bytes, decompressed when it ends in .gz (a WarmError when it is not gzip data)."""
+    if path.suffix.lower() != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut stream ends in EOFError
+        raise WarmError(f"{name}: not a readable gzip file ({error_summary(exc)})") from None
+
+
 def check_utf8(name: str, path: Path) -> None:
     """WarmError naming the line of the first byte that is not UTF-8."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    data = read_bytes(name, path)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -139,9 +167,7 @@ _JSON_KINDS = {str: "text", list: "a list", dict: "an object", bool: "true/false
 def diagnose_json(path: Path) -> str | None:
     """The first problem of a JSON or JSON-lines file, naming its line: invalid JSON, or a field whose kind changes
     from one row to another (which `datasets` reports as an Arrow schema error). None when none is found."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        text = handle.read()
+    text = read_bytes(str(path), path).decode("utf-8")  # check_utf8 ran first
     try:
         json.loads(text)
         return None  # one JSON document: datasets' own message stands
