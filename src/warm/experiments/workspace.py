@@ -25,6 +25,7 @@ from warm.data.formats import PreferenceData, load_preferences
 from warm.data.sources import write_jsonl
 from warm.experiments.config import ExperimentConfig
 from warm.fileio import sha256_file, sha256_json, write_json
+from warm.models.contract_files import CONTRACT_FILE
 from warm.models.init import INIT_META, build_init, weights_fingerprint
 from warm.train.regress import RegressSettings
 
@@ -75,7 +76,7 @@ class Workspace:
         t = self.config.training
         config = InitConfig(out="", model=model or t.model, head_seed=t.head_seed if head_seed is None else head_seed)
         out = self.root / "inits" / sha256_json({**to_dict(config), "out": None})[:16]
-        if not (out / INIT_META).exists():
+        if not (out / INIT_META).exists() or not (out / CONTRACT_FILE).exists():  # inits before the contract: rebuilt
             build_init(dataclasses.replace(config, out=str(out), force=True), progress=self.progress)
         return out
 

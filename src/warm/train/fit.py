@@ -4,6 +4,8 @@ TRL's defaults are set explicitly here because several break or bias WARM on the
 (measured with TRL 1.16 on CPU): bf16 defaults to True (fails on CPU), gradient checkpointing defaults on
 (slow for small models), `disable_dropout` defaults on (WARM wants dropout as a diversity source), and its
 `max_length` filter would drop pairs (warm truncates instead, in warm.data.tokenize, so `max_length=None`).
+Each batch's forward pass is cut into buckets of similar length (warm.train.buckets): TRL pads a pair's shorter
+side to its longer one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from transformers import PrinterCallback, TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from warm.data.tokenize import TokenizedPairs
+from warm.train.buckets import BucketedForward
+
+
+class BucketedRewardTrainer(RewardTrainer):
+    """TRL's RewardTrainer, its loss and logging unchanged, with the forward pass run bucket by bucket."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return super().compute_loss(BucketedForward(model), inputs, return_outputs, num_items_in_batch)
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,8 @@ def fit_reward_model(
             dataloader_num_workers=0,
             use_cpu=not torch.cuda.is_available(),
         )
-        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                callbacks=list(callbacks), peft_config=peft_config)
+        trainer = BucketedRewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                        callbacks=list(callbacks), peft_config=peft_config)
         if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
             trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()

@@ -103,6 +103,7 @@ def training_settings(config: TrainConfig, contract: InputContract) -> dict:
     """The plan's `training` section: the settings shared by all members that change what they learn."""
     training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
     training["contract"] = contract.to_json()  # how every member reads its inputs (warm.data.contract)
+    training["attention_dropout"] = config.attention_dropout
     # Resolved where the driver runs: with --launcher ray on GPU workers, pass --precision explicitly.
     training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
     if config.checkpoints:  # absent when unused, so plans without checkpoints keep their hash

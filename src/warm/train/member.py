@@ -95,7 +95,7 @@ def train_member(
     """Fine-tune one member from its init and write RUN/members/NAME; return its warm_member.json payload."""
     init = member["init"]
     config = AutoConfig.from_pretrained(init)
-    dropout_fields = set_dropout(config, member["dropout"])
+    dropout_fields = set_dropout(config, member["dropout"], plan["training"]["attention_dropout"])
     model = load_reward_model(init, config=config)
     tokenizer = load_tokenizer(init)
     if model.config.num_labels != 1:
