@@ -183,3 +183,29 @@ def split_ids():
     from warm.data.alpacaeval import read_pool, split_instructions
 
     return split_instructions(read_pool(POOL), 0, 0.2, 0.1)
+
+
+def test_frontier_points_cost_and_lp_init(tmp_path, tiny_backbone_dir):
+    path = _config(tmp_path, tiny_backbone_dir, "frontier", "frontier",
+                   {"max_lengths": [32, 48], "group": {"members": 2, "lr": [1e-3], "dropout": [0.1]},
+                    "checkpoints": [0.5], "probe_steps": [0, 3], "probe_lengths": [48]})
+    metrics = run_experiment(path, root=tmp_path / "ws", progress=False)
+    points = metrics["points"]
+    assert [(p["max_length"], p["probe_steps"], p["fraction"]) for p in points] == [
+        (32, 0, 0.5), (32, 0, 1.0), (48, 0, 0.5), (48, 0, 1.0), (48, 3, 0.5), (48, 3, 1.0)]
+    for first, last in zip(points[::2], points[1::2]):
+        assert 0 < first["cpu_minutes"] < last["cpu_minutes"] and first["pair_steps"] == last["pair_steps"] // 2
+    lp, plain = points[5], points[3]
+    assert lp["cpu_minutes"] > plain["cpu_minutes"] - 1e-9  # the probe's CPU is counted
+    for split in ("test_id", "test_ood"):
+        entry = points[0]["splits"][split]
+        assert 0 <= entry["WA"]["all"]["accuracy"] <= 1 and "length_adversarial" in entry["WA"]
+        baseline = metrics["length_baseline"][split]["all"]["accuracy"]
+        assert entry["WA - length"]["diff"] == pytest.approx(entry["WA"]["all"]["accuracy"] - baseline)
+    assert (tmp_path / "ws" / "frontier" / "frontier.png").is_file()
+    import json
+
+    for member in (tmp_path / "ws" / "members").glob("*/members/m00"):  # each curve's members read their length
+        contract = json.loads((member / "warm_contract.json").read_text())
+        plan = json.loads((member.parent.parent / "plan.json").read_text())
+        assert contract["max_length"] == plan["training"]["max_length"] in (32, 48)

@@ -30,6 +30,7 @@ KINDS = {
     "num_members": "num_members",
     "best_of_n": "best_of_n",
     "control_rm": "control_rm",
+    "frontier": "frontier",
 }
 
 

@@ -72,9 +72,15 @@ class Workspace:
         return self._loaded[key]
 
     # ---- models -----------------------------------------------------------------------------------------
-    def init(self, model: str | None = None, head_seed: int | None = None) -> Path:
+    def init(self, model: str | None = None, head_seed: int | None = None, probe_steps: int = 0,
+             max_length: int | None = None) -> Path:
+        """The shared init (cached); with `probe_steps`, its head linear-probed on the training split first (LP-init,
+        at `max_length` tokens, the training length by default)."""
         t = self.config.training
-        config = InitConfig(out="", model=model or t.model, head_seed=t.head_seed if head_seed is None else head_seed)
+        probe = {"linear_probe": str(self.data_files()["train"]), "probe_steps": probe_steps,
+                 "probe_batch_size": t.batch_size, "max_length": max_length or t.max_length} if probe_steps else {}
+        config = InitConfig(out="", model=model or t.model, head_seed=t.head_seed if head_seed is None else head_seed,
+                            **probe)
         out = self.root / "inits" / sha256_json({**to_dict(config), "out": None})[:16]
         if not (out / INIT_META).exists() or not (out / CONTRACT_FILE).exists():  # inits before the contract: rebuilt
             build_init(dataclasses.replace(config, out=str(out), force=True), progress=self.progress)
@@ -82,14 +88,14 @@ class Workspace:
 
     def member(self, init: Path, data: Path, lr: float, dropout: float, seed: int, *, epochs: float | None = None,
                corrupt: float = 0.0, corrupt_seed: int = 0, limit: int | None = None,
-               checkpoints: tuple[float, ...] = ()) -> Path:
+               checkpoints: tuple[float, ...] = (), max_length: int | None = None) -> Path:
         """One member, trained once: a one-member `warm train` run cached by the hash of its config."""
         from warm.train.launcher import run_training
 
         t = self.config.training
         config = TrainConfig(init=(str(init),), data=str(data), out="", members=1, lr=(lr,), dropout=(dropout,),
                              seed=seed, epochs=t.epochs if epochs is None else epochs, batch_size=t.batch_size,
-                             max_length=t.max_length, warmup_ratio=t.warmup_ratio, precision=t.precision,
+                             max_length=max_length or t.max_length, warmup_ratio=t.warmup_ratio, precision=t.precision,
                              corrupt=corrupt, corrupt_seed=corrupt_seed, limit=limit, checkpoints=checkpoints)
         key = {**to_dict(config), "out": None, "data_sha256": sha256_file(data)}
         run = self.root / "members" / sha256_json(key)[:16]

@@ -105,9 +105,9 @@ def fit_reward_model(
                                         callbacks=list(callbacks), peft_config=peft_config)
         if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
             trainer.remove_callback(PrinterCallback)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         output = trainer.train()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         history = [entry for entry in trainer.state.log_history if "loss" in entry]
     pairs_seen = trainer.state.global_step * settings.batch_size
     return {
@@ -118,6 +118,7 @@ def fit_reward_model(
         "final_accuracy": history[-1].get("accuracy") if history else None,
         "pairs_per_second": pairs_seen / wall if wall > 0 else None,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,  # every thread of the process: about threads x wall on an idle machine
         "log_history": history,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "precision": settings.precision,
