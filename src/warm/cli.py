@@ -151,14 +151,14 @@ def demo_command(out, fast, force) -> None:
 LAZY_COMMANDS = {
     "check": "warm.check.command:check_command",
     "lmc": "warm.evaluate.lmc_command:lmc_command",
-    "rl": "warm.apply.rl_command:rl_command",
-    "rl-report": "warm.apply.rl_report_command:rl_report_command",
-    "bon": "warm.apply.bon_command:bon_command",
+    "rl": "warm.apply.rl.command:rl_command",
+    "rl-report": "warm.apply.rl.report_command:rl_report_command",
+    "bon": "warm.apply.best_of_n.command:bon_command",
     "experiment": "warm.experiments.runner:experiment_command",
-    "generate": "warm.apply.generate_command:generate_command",
+    "generate": "warm.apply.sampling.command:generate_command",
     "serve": "warm.serve.command:serve_command",
     "sft": "warm.train.sft_command:sft_command",
-    "winrate": "warm.apply.winrate_command:winrate_command",
+    "winrate": "warm.apply.winrate.command:winrate_command",
 }
 
 

@@ -10,7 +10,7 @@ import threading
 import click
 
 from warm.errors import WarmError
-from warm.models import PRECISIONS
+from warm.defaults import PRECISIONS
 
 
 def user_errors(func):

@@ -7,6 +7,7 @@ string. Field metadata:
   cli    "csv"      a tuple given as one comma-separated flag value: --lr 1e-5,4e-5
          "multiple" a tuple given by repeating the flag: --init A --init B
   flag   the flag name when it differs from the field name (underscores become dashes otherwise)
+  aliases  more flag names for the same option (an option that was renamed keeps working under its old name)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from warm.errors import WarmError
-from warm.models import DEFAULT_BACKBONE
+from warm.defaults import DEFAULT_BACKBONE
 
 C = TypeVar("C")
 
@@ -156,20 +157,20 @@ def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable],
             if f.name in skip:
                 continue
             hint, meta = hints[f.name], f.metadata
-            flag = "--" + meta.get("flag", f.name.replace("_", "-"))
+            flags = ["--" + meta.get("flag", f.name.replace("_", "-")), *meta.get("aliases", ())]
             required = f.default is dataclasses.MISSING
             default = None if required else f.default
             kind = _scalar_type(hint)
             if kind is bool:
-                option = click.option(flag, f.name, is_flag=True, default=bool(default), help=meta["help"])
+                option = click.option(*flags, f.name, is_flag=True, default=bool(default), help=meta["help"])
             elif meta.get("cli") == "multiple":
-                option = click.option(flag, f.name, multiple=True, required=required, type=kind, help=meta["help"])
+                option = click.option(*flags, f.name, multiple=True, required=required, type=kind, help=meta["help"])
             elif meta.get("cli") == "csv":
                 shown = ",".join(str(v) for v in default) if default else None
-                option = click.option(flag, f.name, default=shown, required=required, callback=_csv(kind),
+                option = click.option(*flags, f.name, default=shown, required=required, callback=_csv(kind),
                                       show_default=True, help=meta["help"])
             else:
-                option = click.option(flag, f.name, type=kind, default=default, required=required,
+                option = click.option(*flags, f.name, type=kind, default=default, required=required,
                                       show_default=not required and default is not None, help=meta["help"])
             func = option(func)
         return func

@@ -16,7 +16,8 @@ from warm.config import InitConfig, TrainConfig
 from warm.data.demo import demo_path
 from warm.data.formats import load_preferences, save_preferences
 from warm.fileio import write_json
-from warm.models.init import INIT_META, build_init
+from warm.models.init import build_init
+from warm.rundir import INIT_FILE
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def run_demo(out: Path, fast: bool = False, force: bool = False) -> dict:
     _stage("1/4 shared init: packaged all-MiniLM-L6-v2 + one reward head")
     t = time.perf_counter()
     init_dir = out / "init"
-    if force or not (init_dir / INIT_META).exists():
+    if force or not (init_dir / INIT_FILE).exists():
         build_init(InitConfig(out=str(init_dir), head_seed=0, force=True))
     timings["init"] = time.perf_counter() - t
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from warm.apply.bon import (
+from warm.apply.best_of_n.estimator import (
     bon_kl,
     default_ns,
     expected_value_at_n,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from warm.apply.bon_eval import ORACLE, bon_curves, point_at
-from warm.apply.candidates import candidate_pool_from_rows, load_candidates
+from warm.apply.best_of_n.curves import ORACLE, bon_curves, point_at
+from warm.apply.best_of_n.candidates import candidate_pool_from_rows, load_candidates
 from warm.cli import app
 from warm.errors import WarmError
 

@@ -7,18 +7,16 @@ import torch
 from click.testing import CliRunner
 from conftest import make_tiny_policy_dir
 
-from warm.apply.generate import (
-    SAMPLES_FILE,
-    RowSampler,
-    generate_samples,
-    read_prompts,
-    row_seed,
-)
+from warm.apply.sampling.generate import generate_samples
+from warm.apply.sampling.prompts import read_prompts
+from warm.apply.sampling.sampler import RowSampler, row_seed
 from warm.cli import app
 from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.models import policy as policy_module
-from warm.models.policy import DEFAULT_POLICY, resolve_policy
+from warm.defaults import DEFAULT_POLICY
+from warm.models.policy import resolve_policy
+from warm.rundir import GenerateRun
 
 PROMPTS = [{"prompt_id": "p-cat", "prompt": "tell me about the cat"},
            {"prompt_id": "p-code", "prompt": "write python code please"},
@@ -40,11 +38,11 @@ def reference(policy_dir, prompts_file, tmp_path_factory):
     """One uninterrupted run: the bytes every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "out"
     result = generate_samples(policy_dir, prompts_file, out, **SETTINGS)
-    return out, (out / SAMPLES_FILE).read_bytes(), result
+    return out, GenerateRun(out).samples_file.read_bytes(), result
 
 
 def rows_of(out):
-    return [json.loads(line) for line in (out / SAMPLES_FILE).read_text().splitlines()]
+    return [json.loads(line) for line in GenerateRun(out).samples_file.read_text().splitlines()]
 
 
 def test_k_samples_per_prompt_with_candidate_columns(reference):
@@ -69,9 +67,9 @@ def test_k_samples_per_prompt_with_candidate_columns(reference):
 def test_same_seed_same_samples_other_seed_other_samples(reference, policy_dir, prompts_file, tmp_path):
     _, expected, _ = reference
     generate_samples(policy_dir, prompts_file, tmp_path / "again", **SETTINGS)
-    assert (tmp_path / "again" / SAMPLES_FILE).read_bytes() == expected
+    assert GenerateRun(tmp_path / "again").samples_file.read_bytes() == expected
     generate_samples(policy_dir, prompts_file, tmp_path / "seed1", seed=1, **SETTINGS)
-    assert (tmp_path / "seed1" / SAMPLES_FILE).read_bytes() != expected
+    assert GenerateRun(tmp_path / "seed1").samples_file.read_bytes() != expected
     assert row_seed(0, "p-cat", 0) != row_seed(0, "p-cat", 1) != row_seed(1, "p-cat", 0)
 
 
@@ -98,14 +96,14 @@ def test_resume_after_a_crash_writes_exactly_the_uninterrupted_rows(reference, p
         generate_samples(policy_dir, prompts_file, out, on_batch=crash_after_two, **SETTINGS)
     assert len(rows_of(out)) == 8 and read_json(out / "generate.json")["status"] == "running"
     # a crash in the middle of a write: drop the last batch's last row and leave half of it on disk
-    lines = (out / SAMPLES_FILE).read_bytes().splitlines(keepends=True)
-    (out / SAMPLES_FILE).write_bytes(b"".join(lines[:-1]) + lines[-1][:20])
+    lines = GenerateRun(out).samples_file.read_bytes().splitlines(keepends=True)
+    GenerateRun(out).samples_file.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])
     result = generate_samples(policy_dir, prompts_file, out, **SETTINGS)
-    assert (out / SAMPLES_FILE).read_bytes() == expected
+    assert GenerateRun(out).samples_file.read_bytes() == expected
     assert result["metrics"]["generated_rows"] == 15 - 7
     again = generate_samples(policy_dir, prompts_file, out, **SETTINGS)  # complete: nothing to do
     assert again["up_to_date"] and again["metrics"] == result["metrics"]
-    assert (out / SAMPLES_FILE).read_bytes() == expected
+    assert GenerateRun(out).samples_file.read_bytes() == expected
 
 
 def test_a_larger_limit_resumes_the_same_run(reference, policy_dir, prompts_file, tmp_path):
@@ -113,7 +111,7 @@ def test_a_larger_limit_resumes_the_same_run(reference, policy_dir, prompts_file
     first = generate_samples(policy_dir, prompts_file, tmp_path, limit=2, **SETTINGS)
     assert first["metrics"]["rows"] == 6 and first["config"]["limit"] == 2
     generate_samples(policy_dir, prompts_file, tmp_path, **SETTINGS)
-    assert (tmp_path / SAMPLES_FILE).read_bytes() == expected
+    assert GenerateRun(tmp_path).samples_file.read_bytes() == expected
 
 
 def test_changed_settings_are_refused_unless_forced(reference, policy_dir, prompts_file, tmp_path):
@@ -172,7 +170,7 @@ def test_cli_generates_resumes_and_reports_errors(reference, policy_dir, prompts
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "15 new samples (15 in all)" in first.output
-    assert (tmp_path / "out" / SAMPLES_FILE).read_bytes() == expected
+    assert GenerateRun(tmp_path / "out").samples_file.read_bytes() == expected
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "nothing to do" in second.output
     changed = CliRunner().invoke(app, args[:-1] + ["--seed", "3"])

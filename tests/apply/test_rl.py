@@ -10,8 +10,9 @@ from transformers import TrainerCallback
 
 from conftest import make_tiny_policy_dir
 
-from warm.apply.rl import RLConfig, run_rl
-from warm.apply.rl_eval import read_rows
+from warm.apply.rl.config import RLConfig
+from warm.apply.rl.run import run_rl
+from warm.apply.rl.evaluation import read_rows
 from warm.cli import app
 from warm.errors import WarmError
 from warm.fileio import read_json
@@ -109,7 +110,7 @@ def test_resume_after_an_interruption_writes_each_step_once(policy_dir, prompts_
 
 def test_lora_policy_is_merged_and_kl_uses_the_base_model(policy_dir, prompts_file, tmp_path):
     out = tmp_path / "lora"
-    run_rl(config(policy_dir, prompts_file, out, steps=2, lora=4, lr=5e-2), reward=liked_words, progress=False)
+    run_rl(config(policy_dir, prompts_file, out, steps=2, lora_r=4, lr=5e-2), reward=liked_words, progress=False)
     rows = read_rows(out / "eval.jsonl")
     assert [row["step"] for row in rows] == [0, 2] and rows[0]["kl"] == 0.0 and rows[1]["kl"] != 0.0
     final = out / "final"
@@ -160,8 +161,8 @@ def test_cli_with_reward_models_and_a_control(policy_dir, prompts_file, tiny_mod
 def test_kl_coef_enters_the_reward_as_trl_applies_it(tmp_path, one_thread):
     """RLOO's advantage of each sample is (r - β·KL) minus the same for its siblings, KL being the sum over the
     completion's tokens of log π - log π_ref at the sampling temperature; with β = 0 the KL has no effect."""
-    from warm.apply.generate import load_policy
-    from warm.apply.rl import _trainer
+    from warm.apply.sampling.sampler import load_policy
+    from warm.apply.rl.trainer import make_trainer
     from warm.integrations.trl import WarmRewardFunction
 
     policy_dir = str(make_tiny_policy_dir(tmp_path / "policy", eos_logit=0.0))  # answers that run on
@@ -173,7 +174,7 @@ def test_kl_coef_enters_the_reward_as_trl_applies_it(tmp_path, one_thread):
         run = RLConfig(reward="liked_words", prompts="unused", kl_coef=beta, steps=1, out="unused", batch_size=2,
                        num_generations=2, max_new_tokens=5, temperature=0.9, seed=0)
         model, tokenizer, _ = load_policy(policy_dir, items, "cpu", torch.float32, False)
-        trainer = _trainer(run, model, tokenizer, items, reward, "cpu", "fp32", [])
+        trainer = make_trainer(run, model, tokenizer, items, reward, "cpu", "fp32", [])
         reference = trainer.ref_model if beta else None
         torch.manual_seed(1)
         with torch.no_grad():  # move the policy away from its reference, so the KL is not zero
@@ -211,7 +212,7 @@ def test_kl_coef_enters_the_reward_as_trl_applies_it(tmp_path, one_thread):
 def test_monte_carlo_kl_matches_the_exact_kl_of_a_tiny_policy(policy_dir):
     """warm rl's KL is the mean over samples of log π(y) - log π_ref(y) (rl_eval.response_logps); with two-token
     answers the exact KL(π || π_ref) can be summed over every answer, and the estimate must land on it."""
-    from warm.apply.rl_eval import response_logps
+    from warm.apply.rl.evaluation import response_logps
     from warm.models.loading import load_causal_lm
 
     temperature, prompt = 1.0, [2, 9, 10, 11]  # <s> and three words

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from warm.apply.rl_report import judged_steps, rl_report
+from warm.apply.rl.report import judged_steps, rl_report
 from warm.cli import app
 from warm.errors import WarmError
 
@@ -75,7 +75,7 @@ def test_errors(tmp_path):
 
 
 def test_read_rows_skips_only_a_truncated_last_line(tmp_path):
-    from warm.apply.rl_eval import read_rows
+    from warm.apply.rl.evaluation import read_rows
     from warm.errors import WarmError
 
     path = tmp_path / "eval.jsonl"

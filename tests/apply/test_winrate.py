@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from conftest import make_tiny_policy_dir
 
-from warm.apply.winrate import resolve_policy_dir, run_winrate, win_scores
+from warm.apply.winrate.run import resolve_policy_dir, run_winrate, win_scores
 from warm.cli import app
 from warm.errors import WarmError
 from warm.fileio import read_json

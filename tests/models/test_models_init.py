@@ -8,7 +8,8 @@ from warm.config import InitConfig
 from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.models.dropout import set_dropout
-from warm.models.init import INIT_META, build_init, weights_fingerprint
+from warm.models.init import build_init, weights_fingerprint
+from warm.rundir import INIT_FILE
 
 
 def _weights(path):
@@ -33,7 +34,7 @@ def test_head_is_a_function_of_the_seed(tiny_backbone_dir, tmp_path):
 def test_init_metadata_and_tokenizer(tiny_backbone_dir, tmp_path):
     out = tmp_path / "init"
     info = build_init(InitConfig(model=str(tiny_backbone_dir), out=str(out)), progress=False)
-    meta = read_json(out / INIT_META)
+    meta = read_json(out / INIT_FILE)
     assert meta["fingerprint"] == info["fingerprint"] == weights_fingerprint(out)
     assert meta["pad_token"] == "[PAD]"
     assert meta["chat_template"] == "warm-encoder"  # the tiny BERT tokenizer has no chat template

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from warm.errors import WarmError
-from warm.train.regress import REGRESS_META, RegressSettings, fit_pointwise_reward, standardise
+from warm.train.regress import RegressSettings, fit_pointwise_reward, standardise
+from warm.rundir import REGRESS_FILE
 
 GOOD = ["good", "great", "correct", "helpful", "sure", "yes"]
 BAD = ["bad", "terrible", "wrong", "harmful", "sorry", "no"]
@@ -41,7 +42,7 @@ def test_regressor_learns_the_targets_and_saves_a_standard_reward_model(tiny_mod
     meta = fit_pointwise_reward(tiny_model_dir, prompts, responses, targets, out,
                                 RegressSettings(learning_rate=3e-3, batch_size=8, epochs=4, max_length=32),
                                 progress=False)
-    saved = json.loads((out / REGRESS_META).read_text())
+    saved = json.loads((out / REGRESS_FILE).read_text())
     assert saved["n_examples"] == 96 and meta["target_mean"] == pytest.approx(float(np.mean(targets)))
     assert saved["target_scale"] == pytest.approx(float(np.std(targets)))
     assert saved["log_history"][-1]["loss"] < saved["log_history"][0]["loss"]

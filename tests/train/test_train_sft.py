@@ -16,7 +16,6 @@ from warm.fileio import read_json
 from warm.models.init import build_init
 from warm.models.loading import load_tokenizer
 from warm.train.sft import (
-    SFT_META,
     SFTConfig,
     checkpoint_dir,
     lm_objective,
@@ -26,6 +25,7 @@ from warm.train.sft import (
     run_sft,
 )
 from warm.train.sft_command import sft_command
+from warm.rundir import SFT_FILE
 
 TOPICS = ["cat", "dog", "water", "fire"]
 
@@ -66,7 +66,7 @@ def test_masked_lm_loss_falls_and_checkpoints_describe_themselves(sft_run):
     assert result["tokens_per_second"] > 0 and result["data"]["n_sequences"] == 32
     assert read_json(f"{config.out}/sft.json")["run_key"] == result["run_key"]
     for step in (10, 20):
-        meta = read_json(checkpoint_dir(config.out, step) / SFT_META)
+        meta = read_json(checkpoint_dir(config.out, step) / SFT_FILE)
         assert meta["step"] == step and meta["run_key"] == result["run_key"]
         assert meta["loss"] == meta["loss_history"][-1]["loss"] and meta["loss_history"][-1]["step"] == step
         assert meta["data"]["sha256"] == result["data"]["sha256"]
@@ -104,7 +104,7 @@ def test_rerun_keeps_checkpoints_and_refuses_other_settings(sft_run, tmp_path):
     retraced = {e["step"]: e["loss"] for e in grown["log_history"]}
     assert retraced[10] == pytest.approx(grown["checkpoints"][0]["loss"], rel=1e-5)
     assert {s: _sha(checkpoint_dir(run, s) / "model.safetensors") for s in (10, 20)} == before
-    assert (checkpoint_dir(run, 15) / SFT_META).exists()
+    assert (checkpoint_dir(run, 15) / SFT_FILE).exists()
 
     with pytest.raises(WarmError, match="other settings or data"):
         run_sft(_config(config.model, config.data, run, lr=1e-3), progress=False)

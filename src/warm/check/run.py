@@ -18,6 +18,7 @@ from warm import __version__
 from warm.check.paths import PATHS, Skipped
 from warm.data.contract import CHAT_TEMPLATE
 from warm.errors import WarmError
+from warm.rundir import timestamp
 
 TOLERANCE = 1e-4  # fp32 through different batching and code paths: far below any reward difference that matters
 
@@ -104,7 +105,7 @@ def run_check(model_dir: str, data: str | None = None, limit: int = 20, policy: 
     return {
         "model": model_dir, "contract": contract.to_json(), "sample": sample.source, "n_pairs": len(sample),
         "n_cut": int(cut.sum()), "tolerance": tolerance, "policy": policy, "warm_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "paths": results,
+        "created": timestamp(), "paths": results,
         "legacy": contract.rendering != CHAT_TEMPLATE,
     }
 

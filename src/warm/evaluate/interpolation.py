@@ -49,8 +49,9 @@ from warm.merge.merge import check_lineage, check_tensors
 from warm.merge.methods import linear
 from warm.merge.tensor_io import CheckpointReader
 from warm.models.loading import load_encoder, resolve_model_path
-from warm.models.precision import resolve_precision
-from warm.score.scorer import RewardModelScorer, default_device
+from warm.models.runtime import default_device, resolve_precision
+from warm.score.scorer import RewardModelScorer
+from warm.rundir import timestamp
 
 DEFAULT_LAMBDAS = tuple(i / 10 for i in range(11))
 
@@ -251,7 +252,7 @@ def run_lmc(model_a: str, model_b: str, split_files: dict[str, str], out_dir: st
     lmc = lmc_curves(model_a, model_b, splits, lambdas, max_length=max_length, batch_size=batch_size,
                      precision=precision, n_boot=n_boot, seed=seed, progress=progress)
     lmc["config"].update({"split_files": split_files, "limit": limit, "warm_version": __version__,
-                          "wall_seconds": time.perf_counter() - start, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                          "wall_seconds": time.perf_counter() - start, "created": timestamp()})
     out_dir = Path(out_dir)
     write_json(out_dir / "lmc.json", lmc)
     plot_lmc(lmc, out_dir / "lmc.png")

@@ -51,8 +51,8 @@ from warm.evaluate.metrics import (
 )
 from warm.models.loading import resolve_model_path
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
-from warm.models.precision import resolve_precision
-from warm.score.scorer import RewardModelScorer, default_device
+from warm.models.runtime import default_device, resolve_precision
+from warm.score.scorer import RewardModelScorer
 
 if TYPE_CHECKING:
     from warm.data.formats import PreferenceData

@@ -13,6 +13,7 @@ from warm.fileio import write_json, write_text
 from warm.report.tables import eval_markdown, print_eval
 from warm.score.reductions import DEFAULT_LAM
 from warm.score.spec import describe_spec
+from warm.rundir import timestamp
 
 
 def parse_ensembles(ensembles: dict[str, str]) -> dict[str, tuple[list[str], str, float]]:
@@ -50,7 +51,7 @@ def run_eval(
                        seed=seed, precision=precision, progress=progress)
     metrics["config"].update({"split_files": split_files, "limit": limit, "warm_version": __version__,
                               "wall_seconds": time.perf_counter() - start,
-                              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                              "created": timestamp()})
     out = Path(out)
     write_json(out, metrics)
     write_text(out.parent / "report.md", f"# warm eval\n\nMetrics: `{out.name}`. Pairwise accuracy with bootstrap "

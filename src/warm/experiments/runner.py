@@ -21,6 +21,7 @@ from warm.experiments.config import ExperimentConfig, load_experiment
 from warm.experiments.kinds.common import public
 from warm.experiments.workspace import Workspace
 from warm.fileio import read_json, write_json, write_text
+from warm.rundir import timestamp
 
 # kind name -> module under warm.experiments.kinds
 KINDS = {
@@ -53,7 +54,7 @@ def run_experiment(config_path: str | Path, *, root: str | Path = "runs/experime
         metrics = public(module.run(ws, config.params, config.kind))
         metrics["run"] = {"config_file": str(config_path), "config": _config_dict(config), "scale": scale,
                           "wall_seconds": time.perf_counter() - start, "warm_version": __version__,
-                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                          "finished": timestamp()}
         write_json(out_dir / "metrics.json", metrics)
     figures = module.plot(metrics, out_dir, config.kind)
     section = _section(config, metrics, module.markdown(metrics, config.kind), figures, config_path, scale)

@@ -25,9 +25,9 @@ from warm.data.formats import PreferenceData, load_preferences
 from warm.data.sources import write_jsonl
 from warm.experiments.config import ExperimentConfig
 from warm.fileio import sha256_file, sha256_json, write_json
-from warm.models.contract_files import CONTRACT_FILE
-from warm.models.init import INIT_META, build_init, weights_fingerprint
+from warm.models.init import build_init, weights_fingerprint
 from warm.train.regress import RegressSettings
+from warm.rundir import CONTRACT_FILE, INIT_FILE, MEMBER_FILE, MERGE_FILE, REGRESS_FILE, TrainRun
 
 SPLITS = ("train", "val", "test_id", "test_ood")
 
@@ -82,7 +82,7 @@ class Workspace:
         config = InitConfig(out="", model=model or t.model, head_seed=t.head_seed if head_seed is None else head_seed,
                             **probe)
         out = self.root / "inits" / sha256_json({**to_dict(config), "out": None})[:16]
-        if not (out / INIT_META).exists() or not (out / CONTRACT_FILE).exists():  # inits before the contract: rebuilt
+        if not (out / INIT_FILE).exists() or not (out / CONTRACT_FILE).exists():  # inits before the contract: rebuilt
             build_init(dataclasses.replace(config, out=str(out), force=True), progress=self.progress)
         return out
 
@@ -99,8 +99,8 @@ class Workspace:
                              corrupt=corrupt, corrupt_seed=corrupt_seed, limit=limit, checkpoints=checkpoints)
         key = {**to_dict(config), "out": None, "data_sha256": sha256_file(data)}
         run = self.root / "members" / sha256_json(key)[:16]
-        member_dir = run / "members" / "m00"
-        if not (member_dir / "warm_member.json").exists():
+        member_dir = TrainRun(run).member("m00")
+        if not (member_dir / MEMBER_FILE).exists():
             run_training(dataclasses.replace(config, out=str(run)), progress=self.progress)
         return member_dir
 
@@ -130,7 +130,7 @@ class Workspace:
 
         key = {"members": [str(Path(m).resolve()) for m in members], "weights": weights}
         out = self.root / "merged" / sha256_json(key)[:16]
-        if not (out / "warm_merge.json").exists():
+        if not (out / MERGE_FILE).exists():
             merge_models([str(m) for m in members], out, weights=weights, force=True, progress=False)
         return out
 
@@ -138,7 +138,7 @@ class Workspace:
         """A reward model regressed on logit(gold) of EVERY pool output (both tiers) of the training and validation
         instructions, trained once: the control reward of the RL benchmark. Held-out instructions stay unseen."""
         from warm.data.alpacaeval import logit, split_instructions
-        from warm.train.regress import REGRESS_META, fit_pointwise_reward
+        from warm.train.regress import fit_pointwise_reward
 
         d = self.config.data
         init = self.init()
@@ -146,7 +146,7 @@ class Workspace:
                         "heldout_fraction": d.heldout_fraction, "val_fraction": d.val_fraction},
                "init": self.digest("weights", init), "settings": dataclasses.asdict(settings)}
         out = self.root / "control_models" / sha256_json(key)[:16]
-        if not (out / REGRESS_META).exists():
+        if not (out / REGRESS_FILE).exists():
             rows = read_pool(d.source)
             train, val, _ = split_instructions(rows, d.seed, d.heldout_fraction, d.val_fraction)
             keep = set(train) | set(val)
@@ -159,9 +159,8 @@ class Workspace:
     # ---- scores -----------------------------------------------------------------------------------------
     def pair_scores(self, model_dir: Path, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chosen rewards, rejected rewards) of a model on a split, from the score cache when possible."""
-        from warm.models.precision import resolve_precision
+        from warm.models.runtime import default_device, resolve_precision
         from warm.score.cache import cached_pair_rewards
-        from warm.score.scorer import default_device
 
         data = self.split(split, limit)
         precision = resolve_precision(self.config.training.precision, default_device())

@@ -14,9 +14,8 @@ from pathlib import Path
 from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, sha256_json
 from warm.merge.tensor_io import CheckpointReader, dtype_name
+from warm.rundir import INIT_FILE, MEMBER_FILE
 
-MEMBER_FILE = "warm_member.json"
-INIT_FILE = "warm_init.json"
 
 # Files that define the tokenizer, i.e. the map from text to the ids the embeddings are indexed by. Averaging
 # members whose ids mean different strings silently produces garbage, so any difference here refuses the merge.

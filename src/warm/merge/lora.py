@@ -27,11 +27,12 @@ from warm.models.contract_files import common_contract, stamp_copied_files
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.merge import (
-    INIT_FILE, MEMBER_FILE, check_finite, check_lineage, check_out, check_tensors, check_tokenizers, copy_files,
+    check_finite, check_lineage, check_out, check_tensors, check_tokenizers, copy_files,
     merge_record, stream_merge, write_merge_files,
 )
 from warm.merge.methods import accumulation_dtype, linear
 from warm.merge.tensor_io import SINGLE_FILE, CheckpointReader
+from warm.rundir import INIT_FILE, MEMBER_FILE
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import datetime
 import shutil
 from fnmatch import fnmatch
 from pathlib import Path
@@ -28,14 +27,14 @@ from warm.models.contract_files import CONTRACT_FILE, common_contract, stamp_cop
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.merge.card import render_model_card
-from warm.merge.checks import (  # noqa: F401  (MEMBER_FILE, INIT_FILE: re-exported for callers of this module)
-    INIT_FILE, MEMBER_FILE, _member_record, check_lineage, check_out, check_tensors, check_tokenizers, normalise_weights,
+from warm.merge.checks import (
+    _member_record, check_lineage, check_out, check_tensors, check_tokenizers, normalise_weights,
     _check_configs,
 )
 from warm.merge.methods import MERGE_METHODS
 from warm.merge.tensor_io import CheckpointReader, CheckpointWriter, dtype_name
+from warm.rundir import MERGE_FILE, timestamp
 
-MERGE_FILE = "warm_merge.json"
 # Methods that combine members element by element: a tensor larger than BLOCK_BYTES is merged a block of rows at
 # a time, which gives the same bits while memory holds one block per member, not one tensor (a 128k x 4096 float32
 # embedding is 2 GB per member, linear's float64 accumulator twice that). Small blocks are also faster: their
@@ -184,7 +183,7 @@ def merge_record(method: str, members: list[Path], weights: list[float], fingerp
         **stats,
         **(extra_info or {}),
         "warm_version": warm.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": timestamp(),
     }
 
 

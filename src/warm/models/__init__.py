@@ -1,5 +1,2 @@
-"""Model loading, the shared init and precision. Constants here are importable without torch or transformers,
-so the command line starts fast (`warm merge` and `warm --help` never import a model library they do not use)."""
-
-DEFAULT_BACKBONE = "packaged:all-MiniLM-L6-v2"
-PRECISIONS = ("auto", "fp32", "bf16")
+"""Model loading and saving, the input contract of a model directory, the shared init, the runtime (device,
+precision, trainer arguments) and the packaged policy."""

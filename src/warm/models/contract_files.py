@@ -18,10 +18,8 @@ from warm.data.contract import (
 )
 from warm.errors import WarmError
 from warm.fileio import read_json, write_json
+from warm.rundir import CONTRACT_FILE, INIT_FILE, MEMBER_FILE, MERGE_FILE, REGRESS_FILE, REWARD_MODEL_FILES, TrainRun
 
-CONTRACT_FILE = "warm_contract.json"
-# warm's metadata files: a directory with one of these but no contract was made by warm before the contract.
-_WARM_FILES = ("warm_init.json", "warm_member.json", "warm_merge.json", "warm_regress.json")
 
 
 def training_contract(init_dir: str | Path, tokenizer, max_length: int) -> InputContract:
@@ -101,7 +99,7 @@ def read_contract(model_dir: str | Path, tokenizer=None, *, max_length: int | No
     path = model_dir / CONTRACT_FILE
     if path.is_file():
         return InputContract.from_json(read_json(path), str(path)), "file"
-    if any((model_dir / name).is_file() for name in _WARM_FILES):
+    if any((model_dir / name).is_file() for name in REWARD_MODEL_FILES):
         trained = legacy_max_length(model_dir)
         contract = InputContract(max_length=trained or max_length or 512, rendering=LEGACY_RENDERING,
                                  add_special_tokens=True, truncation_side="prompt-first", template="none")
@@ -116,17 +114,19 @@ def read_contract(model_dir: str | Path, tokenizer=None, *, max_length: int | No
 def legacy_max_length(model_dir: Path) -> int | None:
     """The max length a pre-contract warm directory was trained with, from the files beside it (None if unknown)."""
     candidates = [model_dir]
-    merge = model_dir / "warm_merge.json"
+    merge = model_dir / MERGE_FILE
     if merge.is_file():
         members = read_json(merge).get("members") or []
         candidates = [Path(m) for m in members[:1]] + candidates
     for directory in candidates:
-        for plan in (directory.parent.parent / "plan.json", directory.parent.parent.parent.parent / "plan.json"):
-            if (directory / "warm_member.json").is_file() and plan.is_file():
+        # a member (RUN/members/NAME) or a checkpoint of one (RUN/members/NAME/checkpoints/step-N)
+        member_runs = (TrainRun.of_member(directory), TrainRun.of_member(directory.parent.parent))
+        for plan in (run.plan_file for run in member_runs):
+            if (directory / MEMBER_FILE).is_file() and plan.is_file():
                 value = read_json(plan).get("training", {}).get("max_length")
                 if isinstance(value, int):
                     return value
-        for name, keys in (("warm_regress.json", ("settings", "max_length")), ("warm_init.json", ("config", "max_length"))):
+        for name, keys in ((REGRESS_FILE, ("settings", "max_length")), (INIT_FILE, ("config", "max_length"))):
             if (directory / name).is_file():
                 value = read_json(directory / name)
                 for key in keys:

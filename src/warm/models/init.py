@@ -8,7 +8,6 @@ linear-probed first (backbone frozen), the paper's LP-init.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import torch
@@ -20,9 +19,8 @@ from warm.fileio import atomic_directory, read_json, write_json
 from warm.data.contract import InputContract, PairEncoder, new_contract
 from warm.models.contract_files import apply_to_save, write_contract
 from warm.models.loading import load_reward_model, load_tokenizer, resolve_model_path
+from warm.rundir import INIT_FILE, timestamp
 
-INIT_META = "warm_init.json"
-MEMBER_META = "warm_member.json"
 
 
 def weights_fingerprint(model_dir: str | Path) -> str:
@@ -42,7 +40,7 @@ def weights_fingerprint(model_dir: str | Path) -> str:
 
 def init_fingerprint(model_dir: str | Path) -> str:
     """The fingerprint recorded by `warm init` (falls back to hashing the weights of a foreign directory)."""
-    meta = Path(model_dir) / INIT_META
+    meta = Path(model_dir) / INIT_FILE
     if meta.exists():
         return read_json(meta)["fingerprint"]
     return weights_fingerprint(model_dir)
@@ -103,7 +101,7 @@ def build_init(config: InitConfig, progress: bool = True) -> dict:
             "linear_probe": probe_metrics,
             "config": to_dict(config),
             "warm_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": timestamp(),
         }
-        write_json(Path(tmp) / INIT_META, payload)
+        write_json(Path(tmp) / INIT_FILE, payload)
     return payload

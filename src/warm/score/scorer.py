@@ -24,7 +24,7 @@ from warm.data.contract import canonical_key
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.errors import WarmError
 from warm.models.loading import load_encoder, load_reward_model, resolve_model_path
-from warm.models.precision import autocast, head_in_float32, resolve_precision
+from warm.models.runtime import autocast, default_device, head_in_float32, resolve_precision
 from warm.score.reductions import DEFAULT_LAM, check_reduction, reduce_scores
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ class Scorer(Protocol):
     def score_members(self, prompts: Sequence, responses: Sequence, progress: bool = False) -> np.ndarray: ...
 
     def score_data(self, data: PreferenceData, progress: bool = False) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def unique_items(prompts: Sequence, responses: Sequence) -> tuple[list, list, np.ndarray]:

@@ -11,7 +11,7 @@ import ipaddress
 import click
 
 from warm.cli_util import user_errors
-from warm.models.precision import PRECISIONS
+from warm.models.runtime import PRECISIONS
 from warm.serve.settings import DEFAULT_MAX_BODY_BYTES, ServeSettings
 
 

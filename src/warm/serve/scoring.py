@@ -16,11 +16,11 @@ import numpy as np
 import warm
 from warm.errors import WarmError
 from warm.fileio import read_json
-from warm.merge.merge import MERGE_FILE
 from warm.models.loading import resolve_model_path
 from warm.score.reductions import reduce_scores
 from warm.score.spec import parse_scorer_spec
 from warm.serve.settings import ServeSettings
+from warm.rundir import MERGE_FILE
 
 # The parts of warm_merge.json a client may want to see (the rest is shard bookkeeping).
 _MERGE_KEYS = ("method", "members", "weights", "init_fingerprint", "created", "warm_version")

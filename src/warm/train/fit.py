@@ -1,9 +1,8 @@
 """Bradley-Terry fine-tuning of one reward model with TRL's RewardTrainer, on pre-tokenised pairs.
 
-TRL's defaults are set explicitly here because several break or bias WARM on the machines warm targets
-(measured with TRL 1.16 on CPU): bf16 defaults to True (fails on CPU), gradient checkpointing defaults on
-(slow for small models), `disable_dropout` defaults on (WARM wants dropout as a diversity source), and its
-`max_length` filter would drop pairs (warm truncates instead, in warm.data.tokenize, so `max_length=None`).
+Besides the arguments every warm trainer sets (warm.models.runtime.trainer_arguments), two TRL defaults would bias
+WARM: `disable_dropout` is on (WARM wants dropout as a diversity source), and its `max_length` filter would drop
+pairs (warm truncates instead, by the input contract, so `max_length=None`).
 Each batch's forward pass is cut into buckets of similar length (warm.train.buckets): TRL pads a pair's shorter
 side to its longer one.
 """
@@ -17,10 +16,11 @@ from typing import Sequence
 
 import torch
 from datasets import Dataset
-from transformers import PrinterCallback, TrainerCallback
+from transformers import TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from warm.data.tokenize import TokenizedPairs
+from warm.models.runtime import default_device, quiet, trainer_arguments
 from warm.train.buckets import BucketedForward
 
 
@@ -41,6 +41,13 @@ class FitSettings:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     precision: str = "fp32"  # resolved: "fp32" or "bf16" (autocast, weights stay float32)
+
+
+def total_steps(n_pairs: int, settings: FitSettings) -> int:
+    """Optimiser steps of a fit: --max-steps, or the epochs over the pairs in batches (the last one partial)."""
+    if settings.max_steps > 0:
+        return settings.max_steps
+    return int(round(max(1, -(-n_pairs // settings.batch_size)) * settings.epochs))
 
 
 def pairs_dataset(pairs: TokenizedPairs, margins: list[float] | None = None) -> Dataset:
@@ -73,10 +80,10 @@ def fit_reward_model(
     `callbacks` are transformers TrainerCallbacks (e.g. saving intermediate checkpoints for experiments);
     `peft_config` is handed to TRL as is (LoRA members).
     """
-    steps_per_epoch = max(1, -(-len(dataset) // settings.batch_size))
-    planned_steps = settings.max_steps if settings.max_steps > 0 else int(round(steps_per_epoch * settings.epochs))
+    device = default_device()
     with tempfile.TemporaryDirectory(prefix="warm-trainer-") as scratch:
-        args = RewardConfig(
+        args = RewardConfig(**trainer_arguments(
+            settings.precision, device, progress,
             output_dir=scratch,
             learning_rate=settings.learning_rate,
             per_device_train_batch_size=settings.batch_size,
@@ -87,24 +94,15 @@ def fit_reward_model(
             warmup_steps=settings.warmup_ratio,
             weight_decay=settings.weight_decay,
             lr_scheduler_type="linear",
-            bf16=settings.precision == "bf16",
-            fp16=False,
-            activation_checkpointing=False,
             disable_dropout=False,
             max_length=None,
             train_sampling_strategy="group_by_length",
             remove_unused_columns=False,  # keep `length` for the sampler; the collator ignores it
-            logging_steps=max(1, planned_steps // 10),
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=not progress,
-            dataloader_num_workers=0,
-            use_cpu=not torch.cuda.is_available(),
-        )
+            logging_steps=max(1, total_steps(len(dataset), settings) // 10),
+        ))
         trainer = BucketedRewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                         callbacks=list(callbacks), peft_config=peft_config)
-        if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
-            trainer.remove_callback(PrinterCallback)
+        quiet(trainer, progress)
         start, cpu_start = time.perf_counter(), time.process_time()
         output = trainer.train()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -120,7 +118,7 @@ def fit_reward_model(
         "wall_seconds": wall,
         "cpu_seconds": cpu,  # every thread of the process: about threads x wall on an idle machine
         "log_history": history,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": device,
         "precision": settings.precision,
-        "threads": torch.get_num_threads() if not torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads() if device == "cpu" else None,
     }

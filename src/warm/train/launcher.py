@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
 from tqdm.auto import tqdm
 
 from warm.config import TrainConfig, to_dict
@@ -33,8 +32,9 @@ from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
 from warm.models.init import init_fingerprint
 from warm.models.loading import load_tokenizer
-from warm.models.precision import resolve_precision
+from warm.models.runtime import default_device, resolve_precision
 from warm.train.member import finished_member, lora_settings, train_member
+from warm.rundir import TrainRun, refuse_changed
 from warm.train.plan import make_plan, plan_differences
 
 LAUNCHERS = ("local", "ray")
@@ -70,14 +70,14 @@ def _check_inits(inits: tuple[str, ...]) -> dict[str, str]:
     return fingerprints
 
 
-def prepare_data(config: TrainConfig, run_dir: Path) -> tuple[PreferenceData, dict]:
+def prepare_data(config: TrainConfig, run: TrainRun) -> tuple[PreferenceData, dict]:
     """Load, limit and corrupt the training pairs; save what is trained on beside the run."""
     data = load_preferences(config.data, prompt_key=config.prompt_key,
                             chosen_key=config.chosen_key, rejected_key=config.rejected_key, limit=config.limit)
     if config.corrupt > 0:
         data = corrupt_labels(data, config.corrupt, config.corrupt_seed)
-        write_json(run_dir / "data" / "corruption.json", corruption_record(data))
-    saved = save_preferences(data, run_dir / "data" / "train.jsonl.gz")
+        write_json(run.corruption_file, corruption_record(data))
+    saved = save_preferences(data, run.data_file)
     source = Path(config.data)
     info = {
         "source": config.data,
@@ -105,7 +105,7 @@ def training_settings(config: TrainConfig, contract: InputContract) -> dict:
     training["contract"] = contract.to_json()  # how every member reads its inputs (warm.data.contract)
     training["attention_dropout"] = config.attention_dropout
     # Resolved where the driver runs: with --launcher ray on GPU workers, pass --precision explicitly.
-    training["precision"] = resolve_precision(config.precision, "cuda" if torch.cuda.is_available() else "cpu")
+    training["precision"] = resolve_precision(config.precision, default_device())
     if config.checkpoints:  # absent when unused, so plans without checkpoints keep their hash
         if not all(0 < f < 1 for f in config.checkpoints):
             raise WarmError(f"--checkpoints {','.join(map(str, config.checkpoints))}: fractions must be in (0, 1)")
@@ -119,24 +119,26 @@ def training_settings(config: TrainConfig, contract: InputContract) -> dict:
 def prepare_run(config: TrainConfig) -> PreparedRun:
     """Check the inits, save the data, write (or check) the plan and tokenise the pairs once."""
     run_dir = Path(config.out)
+    layout = TrainRun(run_dir)
     fingerprints = _check_inits(config.init)
     encoder = training_encoder(config.init, config.max_length)
-    data, data_info = prepare_data(config, run_dir)
+    data, data_info = prepare_data(config, layout)
     plan = make_plan(config, fingerprints, data_info, training_settings(config, encoder.contract))
 
-    plan_path = run_dir / "plan.json"
+    plan_path = layout.plan_file
     if plan_path.exists():
         old = read_json(plan_path)
         if old.get("plan_hash") != plan["plan_hash"]:
             if not config.force:
                 diffs = plan_differences(old, plan)
-                raise WarmError(f"{plan_path}: the plan changed ({'; '.join(diffs[:4]) or 'details differ'}); pass --force to retrain changed members")
+                refuse_changed(plan_path, diffs or ["details"], made="the plan changed in",
+                               advice="pass --force to retrain changed members")
         else:
             plan["created"] = old.get("created", plan["created"])
-    write_json(run_dir / "train_config.json", to_dict(config))
+    write_json(layout.config_file, to_dict(config))
     write_json(plan_path, plan)
 
-    _remove_stale_temporaries(run_dir / "members")
+    _remove_stale_temporaries(layout.members_dir)
     pairs = tokenize_pairs(encoder, data)
     return PreparedRun(run_dir=run_dir, plan=plan, pairs=pairs, margins=data.margin)
 
@@ -193,7 +195,7 @@ def run_training(config: TrainConfig, progress: bool = True, executor: MemberExe
 
     def done(member: dict, payload: dict) -> None:
         results[member["name"]] = payload["metrics"]
-        write_json(run.run_dir / "train_metrics.json", {
+        write_json(TrainRun(run.run_dir).metrics_file, {
             "plan_hash": run.plan["plan_hash"],
             "n_truncated": run.pairs.truncated,
             "n_sequences": len(run.pairs.sequences),
@@ -209,4 +211,4 @@ def run_training(config: TrainConfig, progress: bool = True, executor: MemberExe
             tqdm.write(f"{member['name']}: finished earlier, reused")
             done(member, finished)
     executor(run, pending, done, progress)
-    return read_json(run.run_dir / "train_metrics.json")
+    return read_json(TrainRun(run.run_dir).metrics_file)

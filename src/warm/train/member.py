@@ -11,7 +11,6 @@ head is listed in `modules_to_save`, so each member keeps its own trained copy o
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from transformers import AutoConfig
@@ -23,19 +22,20 @@ from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
 from warm.models.dropout import set_dropout
 from warm.data.contract import InputContract
-from warm.models.init import MEMBER_META, head_parameter_names, save_reward_model
+from warm.models.init import head_parameter_names, save_reward_model
 from warm.models.loading import load_reward_model, load_tokenizer
-from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset
+from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset, total_steps
 from warm.train.plan import member_key
+from warm.rundir import MEMBER_FILE, TrainRun, timestamp
 
 
 def member_dir(run_dir: str | Path, name: str) -> Path:
-    return Path(run_dir) / "members" / name
+    return TrainRun(Path(run_dir)).member(name)
 
 
 def finished_member(run_dir: str | Path, plan: dict, member: dict) -> dict | None:
     """The member's metadata if it finished with exactly this plan entry, else None."""
-    meta_path = member_dir(run_dir, member["name"]) / MEMBER_META
+    meta_path = member_dir(run_dir, member["name"]) / MEMBER_FILE
     if not meta_path.exists():
         return None
     meta = read_json(meta_path)
@@ -131,7 +131,7 @@ def train_member(
         "metrics": {k: v for k, v in metrics.items() if k != "log_history"},
         "log_history": metrics["log_history"],
         "warm_version": __version__,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished": timestamp(),
     }
     if lora:
         peft_config = model.peft_config["default"]
@@ -145,7 +145,7 @@ def train_member(
         save_reward_model(tmp, model, tokenizer, contract)
         if staging.exists():
             staging.rename(Path(tmp) / "checkpoints")
-        write_json(Path(tmp) / MEMBER_META, payload)
+        write_json(Path(tmp) / MEMBER_FILE, payload)
     return payload
 
 
@@ -162,14 +162,13 @@ def _checkpoint_callbacks(training: dict, member: dict, dataset, settings: FitSe
         return []
     from warm.train.checkpoints import SaveAtSteps, steps_at_fractions
 
-    steps_per_epoch = max(1, -(-len(dataset) // settings.batch_size))
-    total = settings.max_steps if settings.max_steps > 0 else int(round(steps_per_epoch * settings.epochs))
+    total = total_steps(len(dataset), settings)
     at = steps_at_fractions(fractions, total)
 
     def save(step: int, model, history: list[dict]) -> None:
         with atomic_directory(staging / f"step-{step:06d}", force=True) as tmp:
             save_reward_model(tmp, model, tokenizer, contract)
-            write_json(Path(tmp) / MEMBER_META, {
+            write_json(Path(tmp) / MEMBER_FILE, {
                 "name": f"{member['name']}@{step}", "checkpoint_of": member["name"], "step": step,
                 "fraction": at[step], "total_steps": total, "init_fingerprint": member["init_fingerprint"],
                 "plan_entry": member, "loss": history[-1]["loss"] if history else None})

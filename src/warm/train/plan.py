@@ -7,7 +7,6 @@ follows the paper (Ramé et al. 2024, Sec. 3.1): learning rates, dropout and dat
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from warm import __version__
 from warm.config import TrainConfig
 from warm.errors import WarmError
 from warm.fileio import sha256_json
+from warm.rundir import timestamp
 
 ASSIGNMENTS = ("round-robin", "random")
 
@@ -67,7 +67,7 @@ def make_plan(config: TrainConfig, init_fingerprints: dict[str, str], data_info:
         for i, (init, lr, dropout) in enumerate(zip(member_inits, lrs, dropouts))
     ]
     body = {"data": data_info, "training": training, "members": members}
-    return {"plan_hash": sha256_json(body), **body, "warm_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {"plan_hash": sha256_json(body), **body, "warm_version": __version__, "created": timestamp()}
 
 
 # Where the run keeps its copy of the data says nothing about what a member learns: left out of member keys so that

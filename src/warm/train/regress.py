@@ -25,8 +25,8 @@ import numpy as np
 
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, write_json
+from warm.rundir import REGRESS_FILE
 
-REGRESS_META = "warm_regress.json"
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,14 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
                          *, progress: bool = True, force: bool = False) -> dict:
     """Fine-tune the one-output sequence classifier in `init` to predict standardised `targets` of
     (prompt, response) texts; write it to `out` (atomically) and return the warm_regress.json payload."""
-    import torch
     from datasets import Dataset
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from warm.data.contract import PairEncoder
     from warm.models.contract_files import training_contract
     from warm.models.init import save_reward_model
     from warm.models.loading import load_reward_model, load_tokenizer
+    from warm.models.runtime import default_device, quiet, trainer_arguments
 
     if not (len(prompts) == len(responses) == len(targets)):
         raise WarmError(f"prompts, responses and targets differ in length: "
@@ -85,18 +85,17 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
                                  "length": [len(s) for s in sequences]})
     steps = math.ceil(len(dataset) / settings.batch_size * settings.epochs)
     with tempfile.TemporaryDirectory(prefix="warm-regress-") as scratch:
-        args = TrainingArguments(
+        args = TrainingArguments(**trainer_arguments(
+            settings.precision, default_device(), progress,
             output_dir=scratch, learning_rate=settings.learning_rate,
             per_device_train_batch_size=settings.batch_size, num_train_epochs=settings.epochs,
             seed=settings.seed, data_seed=settings.seed, warmup_steps=settings.warmup_ratio,
-            lr_scheduler_type="linear", bf16=settings.precision == "bf16", fp16=False,
+            lr_scheduler_type="linear",
             train_sampling_strategy="group_by_length",  # batches of similar length: less padding
-            logging_steps=max(1, steps // 20), save_strategy="no", report_to=[], disable_tqdm=not progress,
-            dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+            logging_steps=max(1, steps // 20)))
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
                           data_collator=DataCollatorWithPadding(tokenizer))
-        if not progress:  # with the bars off, transformers prints every log dict instead: --quiet means quiet
-            trainer.remove_callback(PrinterCallback)
+        quiet(trainer, progress)
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start
@@ -112,5 +111,5 @@ def fit_pointwise_reward(init: str | Path, prompts: Sequence[str], responses: Se
     }
     with atomic_directory(out, force=force) as tmp:
         save_reward_model(tmp, model, tokenizer, contract)
-        write_json(Path(tmp) / REGRESS_META, payload)
+        write_json(Path(tmp) / REGRESS_FILE, payload)
     return payload

@@ -41,10 +41,11 @@ from warm.errors import WarmError
 from warm.train.checkpoints import SaveAtSteps
 from warm.fileio import atomic_directory, read_json, sha256_json, write_json
 from warm.models.init import weights_fingerprint
-from warm.models.loading import DEFAULT_BACKBONE, quiet_transformers, load_tokenizer, resolve_model_path
-from warm.models.precision import resolve_precision
+from warm.defaults import DEFAULT_BACKBONE
+from warm.models.loading import quiet_transformers, load_tokenizer, resolve_model_path
+from warm.models.runtime import default_device, quiet, resolve_precision, trainer_arguments
+from warm.rundir import SFT_FILE, timestamp
 
-SFT_META = "warm_sft.json"
 POOL_FIELDS = ("instruction", "output")
 
 
@@ -237,7 +238,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
     """Train to the last save step, writing each checkpoint; return sft.json's payload (or, when every
     checkpoint exists already, {"status": "complete", ...} without training)."""
     out, source = Path(config.out), resolve_model_path(config.model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     precision = resolve_precision(config.precision, device)
     tokenizer = load_tokenizer(source, trust_remote_code=config.trust_remote_code)
     objective = lm_objective(AutoConfig.from_pretrained(source, trust_remote_code=config.trust_remote_code),
@@ -294,29 +295,25 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
             trained.config.use_cache = training_use_cache
             tokenizer.save_pretrained(tmp)
             written[step] = {"step": step, "loss": history[-1]["loss"], "loss_history": history, **common,
-                             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            write_json(Path(tmp) / SFT_META, written[step])
+                             "created": timestamp()}
+            write_json(Path(tmp) / SFT_FILE, written[step])
 
     from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, PrinterCallback, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, TrainingArguments
 
     collator = _CountingCollator(DataCollatorForLanguageModeling(
         tokenizer, mlm=objective == "mlm", mlm_probability=config.mlm_probability, seed=config.seed))
     saver = SaveAtSteps(config.save_steps, save)
     with tempfile.TemporaryDirectory(prefix="warm-sft-trainer-") as scratch:  # the Trainer insists on one
-        args = TrainingArguments(
+        args = TrainingArguments(**trainer_arguments(
+            precision, device, progress,
             output_dir=scratch, learning_rate=config.lr, per_device_train_batch_size=config.batch_size,
             max_steps=final, seed=config.seed, data_seed=config.seed, warmup_steps=config.warmup_ratio,
             weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_steps=max(1, final // 20),
-            logging_first_step=True,
-            # The CPU-safe settings of warm.train.fit: bf16 autocast only where resolved, no gradient
-            # checkpointing (slow for small models), no checkpoints or reports of the Trainer's own.
-            bf16=precision == "bf16", fp16=False, gradient_checkpointing=False, save_strategy="no", report_to=[],
-            disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=device == "cpu")
+            logging_first_step=True))
         trainer = _trainer_class(head)(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": ids}),
                                        data_collator=collator, processing_class=tokenizer, callbacks=[saver])
-        if not progress:  # with the bars off, transformers prints every log dict instead
-            trainer.remove_callback(PrinterCallback)
+        quiet(trainer, progress)
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
@@ -329,7 +326,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
         "steps": trainer.state.global_step, "wall_seconds": wall, "save_seconds": saver.seconds,
         "sequences_per_second": collator.sequences / train_seconds, "tokens_per_second": collator.tokens / train_seconds,
         "device": device, "threads": torch.get_num_threads() if device == "cpu" else None,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished": timestamp(),
     }
     write_json(out / "sft.json", payload)
     return payload
@@ -341,7 +338,7 @@ def _kept_checkpoints(config: SFTConfig, run_key: str) -> dict[int, dict]:
     for stale in out.glob(".step-*.tmp"):  # a killed run leaves only the temporary directory of a checkpoint
         shutil.rmtree(stale, ignore_errors=True)
     for step in config.save_steps:
-        meta_path = checkpoint_dir(out, step) / SFT_META
+        meta_path = checkpoint_dir(out, step) / SFT_FILE
         if not meta_path.exists() or config.force:
             continue
         meta = read_json(meta_path)

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from warm.apply.bon import default_ns
-from warm.apply.bon_eval import (
+from warm.apply.best_of_n.estimator import default_ns
+from warm.apply.best_of_n.curves import (
     ORACLE,
     bon_curves,
     markdown_table,
     paired_gold_difference,
     plot_bon,
 )
-from warm.apply.bon_run import limit_prompts
-from warm.apply.candidates import CandidatePool, candidate_pool_from_rows
+from warm.apply.best_of_n.run import limit_prompts
+from warm.apply.best_of_n.candidates import CandidatePool, candidate_pool_from_rows
 from warm.data.alpacaeval import generator_tiers, read_pool, split_instructions
 from warm.experiments.kinds.common import (
     MemberGroup,
@@ -65,7 +65,7 @@ def heldout_pool(ws: Workspace, tier: str, n_prompts: int | None) -> CandidatePo
 
 
 def _one_level(ws: Workspace, p: BoNParams, group: MemberGroup, pool: CandidatePool, fraction: float) -> dict:
-    from warm.apply.bon_run import score_models
+    from warm.apply.best_of_n.run import score_models
 
     members = train_group(ws, group, corrupt=fraction, corrupt_seed=p.corrupt_seed)
     names = {f"m{i:02d}": m for i, m in enumerate(members)}

@@ -11,6 +11,7 @@ import numpy as np
 from warm.config import from_dict
 from warm.experiments import analysis
 from warm.experiments.workspace import Workspace
+from warm.rundir import TrainRun
 
 P = TypeVar("P")
 
@@ -46,7 +47,7 @@ def best_by_validation(ws: Workspace, names: dict[str, Path]) -> tuple[dict[str,
 
 def trained_on(member: Path) -> Path:
     """The pairs a member was trained on (after corruption), saved by `warm train` beside its run."""
-    return member.parent.parent / "data" / "train.jsonl.gz"
+    return TrainRun.of_member(member).data_file
 
 
 def eval_splits(ws: Workspace, members: list[Path]) -> dict[str, tuple[str, int | None]]:

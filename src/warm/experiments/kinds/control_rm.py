@@ -20,6 +20,7 @@ from warm.experiments.kinds.common import (
 )
 from warm.experiments.workspace import Workspace
 from warm.train.regress import RegressSettings
+from warm.rundir import REGRESS_FILE
 
 CONTROL = "control"
 SUBSETS = ("all", "length_adversarial", "length_balanced")
@@ -38,8 +39,7 @@ class ControlParams:
 
 
 def regress_settings(ws: Workspace, p: ControlParams) -> RegressSettings:
-    from warm.models.precision import resolve_precision
-    from warm.score.scorer import default_device
+    from warm.models.runtime import default_device, resolve_precision
 
     t = ws.config.training
     return RegressSettings(learning_rate=p.lr, batch_size=p.batch_size, epochs=p.epochs, max_length=t.max_length,
@@ -48,7 +48,6 @@ def regress_settings(ws: Workspace, p: ControlParams) -> RegressSettings:
 
 def run(ws: Workspace, params: dict, kind: str) -> dict:
     from warm.fileio import read_json
-    from warm.train.regress import REGRESS_META
 
     p = parse_params(ControlParams, params, kind)
     group = parse_params(MemberGroup, p.group, f"{kind}.group")
@@ -65,7 +64,7 @@ def run(ws: Workspace, params: dict, kind: str) -> dict:
             m["_correct"][CONTROL], m["_correct"][other], m["_masks"], ws.config.n_boot, ws.config.seed)
             for other in (best, *warm_dirs)}
         splits[label] = m
-    meta = read_json(Path(control) / REGRESS_META)
+    meta = read_json(Path(control) / REGRESS_FILE)
     return {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in p.__dict__.items()},
             "control": {"dir": str(control), "n_examples": meta["n_examples"], "settings": meta["settings"],
                         "target_mean": meta["target_mean"], "target_scale": meta["target_scale"],

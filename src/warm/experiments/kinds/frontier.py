@@ -18,6 +18,7 @@ from warm.experiments import analysis
 from warm.experiments.kinds.common import MemberGroup, diff_pct, parse_params, pct
 from warm.experiments.workspace import Workspace
 from warm.fileio import read_json
+from warm.rundir import INIT_FILE, MEMBER_FILE
 
 SPLITS = ("test_id", "test_ood")
 
@@ -32,7 +33,7 @@ class FrontierParams:
 
 
 def _cpu_seconds(member: Path) -> float:
-    return float(read_json(member / "warm_member.json")["metrics"]["cpu_seconds"])
+    return float(read_json(member / MEMBER_FILE)["metrics"]["cpu_seconds"])
 
 
 def run(ws: Workspace, params: dict, kind: str) -> dict:
@@ -53,7 +54,7 @@ def run(ws: Workspace, params: dict, kind: str) -> dict:
             if probe and length not in p.probe_lengths:
                 continue
             init = ws.init(probe_steps=probe, max_length=length)
-            probe_cpu = (read_json(init / "warm_init.json").get("linear_probe") or {}).get("cpu_seconds", 0.0)
+            probe_cpu = (read_json(init / INIT_FILE).get("linear_probe") or {}).get("cpu_seconds", 0.0)
             members = [ws.member(init, train, group.lr[i % len(group.lr)], group.dropout[i % len(group.dropout)],
                                  seed=i, epochs=group.epochs, checkpoints=tuple(p.checkpoints), max_length=length)
                        for i in range(group.members)]
@@ -63,7 +64,8 @@ def run(ws: Workspace, params: dict, kind: str) -> dict:
                 wa = ws.merged(list(dirs)) if len(dirs) > 1 else dirs[0]
                 point = {"max_length": length, "probe_steps": probe, "fraction": fraction,
                          "pair_steps": round(fraction * n_train * (group.epochs or cfg.training.epochs)),
-                         "cpu_minutes": (probe_cpu + fraction * cpu) / 60, "splits": {}}
+                         "cpu_minutes": (probe_cpu + fraction * cpu) / 60, "probe_cpu_minutes": probe_cpu / 60,
+                         "splits": {}}
                 for split in SPLITS:
                     correct = analysis.correct(ws.pair_scores(wa, split))
                     point["splits"][split] = {

@@ -1,4 +1,4 @@
-"""Best-of-N curves: for every selector and N, the exact subset averages of warm.apply.bon, per prompt, then
+"""Best-of-N curves: for every selector and N, the exact subset averages of warm.apply.best_of_n.estimator, per prompt, then
 their mean over prompts with a standard error and a bootstrap interval (prompts are the unit of resampling).
 
 Selectors are given as per-candidate scores (computed once, reused for every N); the gold reward is the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from warm.apply.bon import (
+from warm.apply.best_of_n.estimator import (
     bon_kl,
     expected_value_at_n,
     fit_gao,
@@ -17,7 +17,7 @@ from warm.apply.bon import (
     selection_probabilities,
     win_values_vs_random,
 )
-from warm.apply.candidates import CandidatePool
+from warm.apply.best_of_n.candidates import CandidatePool
 from warm.errors import WarmError
 from warm.evaluate.metrics import bootstrap_ci
 

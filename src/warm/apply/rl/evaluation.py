@@ -32,14 +32,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from warm.apply.generate import encode_prompt, generation_config, sample_batch, row_seed
+from warm.apply.sampling.prompts import encode_prompt
+from warm.apply.sampling.sampler import generation_config, row_seed, sample_batch
 from warm.evaluate.metrics import standard_error
 from warm.errors import WarmError
 from warm.fileio import atomic_file
+from warm.rundir import RLRun
 
-EVAL_FILE = "eval.jsonl"
-EVAL_SAMPLES_FILE = "eval_samples.jsonl"
-TRAIN_LOG_FILE = "train_log.jsonl"
 
 
 # --- JSON-lines files keyed by step ---------------------------------------------------------------------------------
@@ -135,7 +134,7 @@ class RLEvalCallback(TrainerCallback):
     def __init__(self, out: Path, items: list[dict], tokenizer, proxy, control=None, *, every: int,
                  temperature: float, max_new_tokens: int, seed: int, batch_size: int, total_steps: int,
                  progress: bool = True, source: str = "eval prompts") -> None:
-        self.out, self.items, self.tokenizer = Path(out), items, tokenizer
+        self.run, self.items, self.tokenizer = RLRun(Path(out)), items, tokenizer
         self.proxy, self.control = proxy, control
         self.every, self.temperature, self.max_new_tokens = every, temperature, max_new_tokens
         self.batch_size, self.total_steps, self.progress = batch_size, total_steps, progress
@@ -158,9 +157,9 @@ class RLEvalCallback(TrainerCallback):
 
     def load_done(self, resume_step: int) -> None:
         """Forget rows after `resume_step` (see keep_rows_up_to) and remember which steps are evaluated."""
-        for name in (EVAL_FILE, EVAL_SAMPLES_FILE, TRAIN_LOG_FILE):
-            keep_rows_up_to(self.out / name, resume_step)
-        self.rows = read_rows(self.out / EVAL_FILE)
+        for path in (self.run.eval_file, self.run.eval_samples_file, self.run.train_log_file):
+            keep_rows_up_to(path, resume_step)
+        self.rows = read_rows(self.run.eval_file)
 
     @property
     def done(self) -> set[int]:
@@ -182,7 +181,7 @@ class RLEvalCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            append_rows(self.out / TRAIN_LOG_FILE, [{"step": state.global_step, **logs}])
+            append_rows(self.run.train_log_file, [{"step": state.global_step, **logs}])
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self._maybe_evaluate(model, state.global_step)
@@ -230,8 +229,8 @@ class RLEvalCallback(TrainerCallback):
                     "finished": done, "proxy_reward": float(proxy[i]),
                     "control_reward": None if control is None else float(control[i]), "kl": float(kl[i])}
                    for i, (item, text, ids, done) in enumerate(zip(self.items, texts, responses, finished))]
-        append_rows(self.out / EVAL_SAMPLES_FILE, samples)
-        append_rows(self.out / EVAL_FILE, [row])
+        append_rows(self.run.eval_samples_file, samples)
+        append_rows(self.run.eval_file, [row])
         self.rows.append(row)
         self._show(row)
         return row

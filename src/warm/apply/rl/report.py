@@ -19,6 +19,7 @@ import numpy as np
 from warm.errors import WarmError
 from warm.evaluate.metrics import standard_error
 from warm.fileio import read_json, write_json, write_text
+from warm.rundir import RLRun
 
 REPORT_FILE = "rl_report.json"
 FIGURE_FILE = "rl_report.png"
@@ -28,17 +29,18 @@ MARKDOWN_FILE = "report.md"
 def judged_steps(run_dir: str | Path, judge: Any = None) -> list[dict]:
     """Per evaluation step of one run: proxy, control (from `judge`, a WarmRewardFunction or any
     `f.score(prompts, responses)`; else the live control), KL and length, as means ± standard errors."""
-    from warm.apply.generate import read_prompts
-    from warm.apply.rl import CONFIG_FILE
-    from warm.apply.rl_eval import EVAL_SAMPLES_FILE, read_rows
+    from warm.apply.sampling.prompts import read_prompts
+    from warm.apply.rl.evaluation import read_rows
 
     run = Path(run_dir)
-    if not (run / CONFIG_FILE).is_file() or not (run / EVAL_SAMPLES_FILE).is_file():
-        raise WarmError(f"{run}: not a warm rl run with evaluations ({CONFIG_FILE}, {EVAL_SAMPLES_FILE} missing)")
-    config = read_json(run / CONFIG_FILE)["config"]
+    layout = RLRun(Path(run))
+    if not layout.config_file.is_file() or not layout.eval_samples_file.is_file():
+        raise WarmError(f"{run}: not a warm rl run with evaluations ({layout.config_file.name}, "
+                        f"{layout.eval_samples_file.name} missing)")
+    config = read_json(layout.config_file)["config"]
     prompt_file = config["eval_prompts"] or config["prompts"]
     prompts = {item["prompt_id"]: item["prompt"] for item in read_prompts(prompt_file)}
-    samples = read_rows(run / EVAL_SAMPLES_FILE)
+    samples = read_rows(layout.eval_samples_file)
     missing = [row["prompt_id"] for row in samples if row["prompt_id"] not in prompts]
     if missing:
         raise WarmError(f"{prompt_file}: no prompt with prompt_id {missing[0]!r} (evaluated in {run})")
@@ -70,8 +72,7 @@ def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None,
     judge = None
     if control is not None:
         from warm.integrations.trl import WarmRewardFunction
-        from warm.models.precision import resolve_precision
-        from warm.score.scorer import default_device
+        from warm.models.runtime import default_device, resolve_precision
 
         judge = WarmRewardFunction(control, max_length=max_length, batch_size=batch_size,
                                    precision=resolve_precision(precision, default_device()))

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from warm.apply.sampling.prompts import ID_KEYS, PROMPT_KEYS
 from warm.errors import WarmError
 
 ALIASES = {
-    "prompt_id": ("prompt_id", "instruction_id", "id"),
-    "prompt": ("prompt", "instruction", "query"),
+    "prompt_id": ID_KEYS,
+    "prompt": PROMPT_KEYS,
     "candidate": ("candidate", "output", "response", "completion"),
     "gold": ("gold",),
 }

@@ -5,7 +5,7 @@ OUT/
                     written before any scoring
   scores/*.npy      each model's rewards for the pool's candidates (warm.score.cache): a re-run, or another N,
                     another subset or another selector built from the same models, scores nothing again
-  bon.json          the curves (warm.apply.bon_eval.bon_curves) and the run's wall time
+  bon.json          the curves (warm.apply.best_of_n.curves.bon_curves) and the run's wall time
   bon.png           gold gain and proxy score vs KL(BoN), one curve per selector
   report.md         the table of bon.json
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from warm.apply.bon import default_ns
-from warm.apply.bon_eval import bon_curves, markdown_table, plot_bon
-from warm.apply.candidates import CandidatePool, load_candidates
+from warm.apply.best_of_n.estimator import default_ns
+from warm.apply.best_of_n.curves import bon_curves, markdown_table, plot_bon
+from warm.apply.best_of_n.candidates import CandidatePool, load_candidates
 from warm.errors import WarmError
 from warm.fileio import sha256_file, sha256_json, write_json, write_text
 
@@ -30,9 +30,8 @@ def score_models(pool: CandidatePool, model_dirs: list[str], cache_dir: str | Pa
     """{model dir: rewards of every candidate}, each model scored once by its own input contract (and not at all
     when cached)."""
     from warm.models.init import weights_fingerprint
-    from warm.models.precision import resolve_precision
+    from warm.models.runtime import default_device, resolve_precision
     from warm.score.cache import cached_rewards
-    from warm.score.scorer import default_device
 
     precision = resolve_precision(precision, default_device())
     data_key = {"candidates": sha256_json([pool.prompts, pool.candidates])}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from warm.cli_util import parse_named, user_errors
-from warm.models import PRECISIONS
+from warm.defaults import PRECISIONS
 
 
 @click.command("rl-report")
@@ -22,7 +22,7 @@ from warm.models import PRECISIONS
 def rl_report_command(runs, control, out, max_length, batch_size, precision) -> None:
     """Compare `warm rl` runs given as NAME=RUN_DIR (e.g. single=runs/rl/single warm6=runs/rl/warm6): proxy and
     control reward against step, control against KL, and each run's control peak."""
-    from warm.apply.rl_report import MARKDOWN_FILE, rl_report
+    from warm.apply.rl.report import MARKDOWN_FILE, rl_report
 
     rl_report(parse_named(runs, "run"), out, control, max_length=max_length, batch_size=batch_size, precision=precision)
     click.echo(f"wrote {out}/{MARKDOWN_FILE}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from warm.apply.rl import RLConfig
+from warm.apply.rl.config import RLConfig
 from warm.cli_util import user_errors
 from warm.config import click_options, from_dict
 
@@ -19,7 +19,7 @@ def rl_command(resume, force, quiet, **options) -> None:
     """RL fine-tuning of a policy against a reward model (TRL's RLOO: REINFORCE with a leave-one-out baseline, the
     KL to the initial policy in the reward), evaluated every --eval-every steps on held-out prompts: proxy reward,
     control reward, KL and length to OUT/eval.jsonl; the trained policy to OUT/final."""
-    from warm.apply.rl import run_rl
+    from warm.apply.rl.run import run_rl
 
     metrics = run_rl(from_dict(RLConfig, options, "warm rl"), resume=resume, force=force, progress=not quiet)
     last = metrics.get("last_eval") or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from warm.cli_util import user_errors
-from warm.models import PRECISIONS
+from warm.defaults import PRECISIONS
 
 
 @click.command("winrate")
@@ -43,7 +43,7 @@ def winrate_command(policy_a, policy_b, prompts, judge, samples, max_new_tokens,
     the judge scores the answers, A wins a pair if its score is higher (ties count half); the mean over prompts
     comes with a bootstrap 95% interval. A policy is a causal-LM directory, a cached hub id, the packaged
     SmolLM2 or a `warm rl` run directory (its final/ policy)."""
-    from warm.apply.winrate import run_winrate
+    from warm.apply.winrate.run import run_winrate
 
     result = run_winrate(policy_a, policy_b, prompts, judge, out=out, samples=samples, max_new_tokens=max_new_tokens,
                          temperature=temperature, seed=seed, batch_size=batch_size, limit=limit,

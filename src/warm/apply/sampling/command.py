@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from warm.cli_util import user_errors
-from warm.models.policy import DEFAULT_POLICY
+from warm.defaults import DEFAULT_POLICY
 
 
 @click.command("generate")
@@ -43,7 +43,7 @@ def generate_command(policy, prompts, samples, out, max_new_tokens, temperature,
     """Sample K answers per prompt from a causal LM into OUT/samples.jsonl (prompt_id, prompt, sample, candidate,
     n_tokens, finished), a best-of-N candidates file. Deterministic per (seed, prompt_id, sample) and resumable:
     rerunning the same command finishes an interrupted run with exactly the samples it would have written."""
-    from warm.apply.generate import generate_samples
+    from warm.apply.sampling.generate import generate_samples
 
     result = generate_samples(policy, prompts, out, samples, max_new_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, batch_size=batch_size, seed=seed, limit=limit, dtype=dtype, device=device,

@@ -25,6 +25,7 @@ import numpy as np
 
 from warm.errors import WarmError
 from warm.fileio import write_json
+from warm.rundir import GenerateRun, RLRun
 
 RESULT_FILE = "winrate.json"
 
@@ -41,13 +42,11 @@ def win_scores(judge_a: np.ndarray, judge_b: np.ndarray) -> np.ndarray:
 
 def resolve_policy_dir(policy: str) -> str:
     """A `warm rl` run directory stands for its trained policy (RUN/final); anything else is returned as it is."""
-    from warm.apply.rl import CONFIG_FILE, FINAL
-
-    path = Path(policy)
-    if (path / CONFIG_FILE).is_file() and not (path / "config.json").is_file():
-        if not (path / FINAL).is_dir():
-            raise WarmError(f"{policy}: a warm rl run without {FINAL}/ (not finished; pass --resume to warm rl)")
-        return str(path / FINAL)
+    run = RLRun(Path(policy))
+    if run.config_file.is_file() and not (run.root / "config.json").is_file():
+        if not run.final.is_dir():
+            raise WarmError(f"{policy}: a warm rl run without {run.final.name}/ (not finished; pass --resume to warm rl)")
+        return str(run.final)
     return policy
 
 
@@ -69,8 +68,7 @@ def run_winrate(policy_a: str, policy_b: str, prompts: str | os.PathLike, judge:
                 "batch_size": batch_size, "limit": limit}
     judge_name = os.fspath(judge) if isinstance(judge, (str, os.PathLike)) else None
     if judge_name is not None:
-        from warm.models.precision import resolve_precision
-        from warm.score.scorer import default_device
+        from warm.models.runtime import default_device, resolve_precision
 
         judge = WarmRewardFunction(judge_name, max_length=judge_max_length, batch_size=judge_batch_size,
                                    precision=resolve_precision(precision, default_device()))
@@ -86,15 +84,16 @@ def run_winrate(policy_a: str, policy_b: str, prompts: str | os.PathLike, judge:
 
 def _run(policy_a: str, policy_b: str, prompts, judge, judge_name: str, out: Path, settings: dict, n_boot: int,
          force: bool, progress: bool, keep: bool = True) -> dict:
-    from warm.apply import generate
+    from warm.apply.sampling.generate import generate_samples, read_samples
+    from warm.apply.sampling.prompts import read_prompts
     from warm.evaluate.metrics import bootstrap_ci
 
-    items = generate.read_prompts(prompts, settings["limit"])
+    items = read_prompts(prompts, settings["limit"])
     paths = {"a": resolve_policy_dir(policy_a), "b": resolve_policy_dir(policy_b)}
     rows = {}
     for side, path in paths.items():
-        generate.generate_samples(path, prompts, out / side, force=force, progress=progress, **settings)
-        rows[side] = generate.read_samples(out / side / generate.SAMPLES_FILE)
+        generate_samples(path, prompts, out / side, force=force, progress=progress, **settings)
+        rows[side] = read_samples(GenerateRun(out / side).samples_file)
     n = settings["samples"]
     keys = [(item["prompt_id"], k) for item in items for k in range(n)]
     prompt_of = [item["prompt"] for item in items for _ in range(n)]

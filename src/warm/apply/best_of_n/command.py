@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from warm.cli_util import parse_named, parse_number_list, user_errors
-from warm.models import PRECISIONS
+from warm.defaults import PRECISIONS
 
 
 def parse_ns(text: str | None) -> list[int] | None:
@@ -40,8 +40,8 @@ def bon_command(candidates, selectors, ns, out, gold, reference, n_prompts, max_
 
     Every number is the exact average over all size-N subsets of each prompt's candidates (not one random
     draw), with standard errors and bootstrap intervals over prompts."""
-    from warm.apply.bon_eval import markdown_table
-    from warm.apply.bon_run import run_bon
+    from warm.apply.best_of_n.curves import markdown_table
+    from warm.apply.best_of_n.run import run_bon
 
     curves = run_bon(candidates, parse_named(selectors, "--selector"), out, ns=parse_ns(ns), gold=gold,
                      reference=reference, max_length=max_length, batch_size=batch_size, precision=precision,

@@ -1,0 +1,80 @@
+"""`warm rl`'s options: one frozen dataclass, turned into the command's flags (help written once, here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from warm.defaults import DEFAULT_POLICY
+from warm.errors import WarmError
+
+# Options that may change when a run is resumed: its length (resume to a later step) and how work is batched.
+RESUMABLE = ("steps", "eval_batch_size", "reward_batch_size", "keep_checkpoints")
+# Options renamed since a run could have recorded them: read old rl_config.json files under the new names.
+RENAMED = {"lora": "lora_r"}
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    reward: str = field(metadata=_help(
+        "Proxy reward the policy is trained on, a scorer spec: DIR (one reward model or a WARM merge), DIR1,DIR2 "
+        "(ensemble mean), min:DIR1,DIR2, mean_minus_std=0.5:DIR1,DIR2."))
+    prompts: str = field(metadata=_help(
+        "Training prompts (.jsonl, .jsonl.gz, .json, .parquet, .csv) with a prompt (or instruction, query) column: "
+        "text or {role, content} messages; optional prompt_id."))
+    kl_coef: float = field(metadata=_help(
+        "KL coefficient (TRL's beta), subtracted from the reward: r - C * KL(policy || initial). The paper uses "
+        "0.003 with clean labels, 0.01 with corrupted ones."))
+    steps: int = field(metadata=_help("Optimiser steps (each on --batch-size prompts x --num-generations responses)."))
+    out: str = field(metadata=_help("Run directory (rl_config.json, eval.jsonl, checkpoints/, final/, metrics.json)."))
+    policy: str = field(default=DEFAULT_POLICY, metadata=_help(
+        "Initial policy: a local causal-LM directory, a cached hub id or the packaged SmolLM2-135M-Instruct."))
+    lora_r: int = field(default=0, metadata=_help("LoRA rank (PEFT, all linear layers); 0 trains every weight.",
+                                                  aliases=("--lora",)))
+    lora_alpha: float | None = field(default=None, metadata=_help("LoRA alpha. Default: twice the rank."))
+    control: str | None = field(default=None, metadata=_help(
+        "Control reward (scorer spec), never trained on, evaluated beside the proxy: its fall reveals hacking."))
+    eval_every: int = field(default=25, metadata=_help("Evaluate and save a checkpoint every K steps (and at 0)."))
+    eval_prompts: str | None = field(default=None, metadata=_help(
+        "Held-out prompts to evaluate on. Default: --eval-fraction of --prompts, held out from training."))
+    eval_fraction: float = field(default=0.1, metadata=_help(
+        "Without --eval-prompts: this fraction of --prompts (a seeded draw, at least one) is held out."))
+    num_generations: int = field(default=4, metadata=_help(
+        "Responses per prompt (RLOO's group: each response's baseline is the mean reward of the others); >= 2."))
+    max_new_tokens: int = field(default=128, metadata=_help("Token budget per response."))
+    temperature: float = field(default=0.9, metadata=_help("Sampling temperature, in training and evaluation."))
+    lr: float = field(default=1e-5, metadata=_help("Learning rate (AdamW, constant)."))
+    batch_size: int = field(default=8, metadata=_help("Prompts per step."))
+    seed: int = field(default=0, metadata=_help("Seed of training, the held-out draw and the evaluation samples."))
+    eval_batch_size: int = field(default=16, metadata=_help("Prompts per generation batch in evaluations."))
+    reward_max_length: int | None = field(default=None, metadata=_help(
+        "Token budget per (prompt, response) for the rewards. Default: each reward model's own (its input contract)."))
+    reward_batch_size: int = field(default=32, metadata=_help("Sequences per reward-model forward pass."))
+    precision: str = field(default="auto", metadata=_help(
+        "auto, fp32 or bf16 (autocast; weights stay float32). auto: bf16 on a GPU that supports it, float32 for "
+        "the policy on a CPU (reward models: bf16 where supported)."))
+    keep_checkpoints: int = field(default=2, metadata=_help("Checkpoints kept (the latest); 0 keeps all."))
+    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoints."))
+
+
+def check_config(config: RLConfig) -> None:
+    for name in ("steps", "eval_every", "max_new_tokens", "batch_size", "eval_batch_size", "reward_max_length",
+                 "reward_batch_size"):
+        if getattr(config, name) is not None and getattr(config, name) < 1:
+            raise WarmError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.num_generations < 2:
+        raise WarmError(f"num_generations must be at least 2 (RLOO's baseline needs another response), "
+                        f"got {config.num_generations}")
+    if config.kl_coef < 0:
+        raise WarmError(f"kl_coef must be >= 0, got {config.kl_coef}")
+    if not config.temperature > 0:
+        raise WarmError(f"temperature must be positive, got {config.temperature}")
+    if not 0 < config.eval_fraction < 1:
+        raise WarmError(f"eval_fraction must be in (0, 1), got {config.eval_fraction}")
+    if config.lora_r < 0 or config.keep_checkpoints < 0:
+        raise WarmError("lora_r and keep_checkpoints must be >= 0")
+    if not config.lr > 0:
+        raise WarmError(f"lr must be positive, got {config.lr}")

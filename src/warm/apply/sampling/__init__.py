@@ -1,0 +1,1 @@
+"""Sampling answers from a policy: the prompts it reads, the per-row sampler, and `warm generate`."""

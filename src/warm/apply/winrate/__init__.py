@@ -1,0 +1,1 @@
+"""Win rates of two policies judged by a reward model: `warm winrate`."""
