@@ -86,7 +86,7 @@ def main() -> None:
     from warm.data.demo import demo_path
     from warm.data.formats import load_preferences
     from warm.data.tokenize import tokenize_pairs
-    from warm.models.init import build_init
+    from warm.train.init import build_init
     from warm.models.loading import load_encoder
     from warm.score.scorer import RewardModelScorer
 

@@ -19,8 +19,10 @@ import torch
 
 from warm.config import InitConfig
 from warm.fileio import write_json
-from warm.merge.merge import MEMBER_FILE, merge_models
-from warm.models.init import INIT_META, build_init, init_fingerprint
+from warm.merge.merge import merge_models
+from warm.rundir import MEMBER_FILE
+from warm.models.init import INIT_META, init_fingerprint
+from warm.train.init import build_init
 from warm.models.loading import load_reward_model
 
 

@@ -231,7 +231,7 @@ def warm_command(args, members: list[Path], out: Path, shard_bytes: int | None) 
 def warm_api_command(args, members: list[Path], out: Path, shard_bytes: int | None) -> list[str]:
     """warm's merge without its CLI: the same merge_models call, minus the import time of every CLI command."""
     code = ("import sys; from warm.merge.merge import merge_models; "
-            "merge_models(sys.argv[3:], sys.argv[1], max_shard_bytes=int(sys.argv[2]) or None)")
+            "merge_models(sys.argv[3:], sys.argv[1], max_shard_bytes=int(sys.argv[2]) or None, tune_process=True)")
     return [str(args.warm.parent / "python"), "-c", code, str(out), str(shard_bytes or 0), *map(str, members)]
 
 

@@ -190,7 +190,7 @@ def make_trained_merge(root: Path, base: Path, lora_r: int = 0) -> tuple[Path, P
     """(WARM dir, pairs file): `warm init` from `base`, two members trained 3 steps by warm, merged. Seconds."""
     from warm.config import InitConfig, TrainConfig
     from warm.merge.merge import merge_models
-    from warm.models.init import build_init
+    from warm.train.init import build_init
     from warm.train.launcher import run_training
 
     root = Path(root)

@@ -46,7 +46,7 @@ def app() -> None:
 @user_errors
 def init_command(**options) -> None:
     """Build the shared init: base model + ONE reward head (optionally linear-probed)."""
-    from warm.models.init import build_init
+    from warm.train.init import build_init
 
     info = build_init(from_dict(InitConfig, options, "warm init"))
     click.echo(f"init written to {options['out']} (fingerprint {info['fingerprint'][:12]})")
@@ -94,7 +94,7 @@ def merge_command(members, out, weights, allow_mixed_init, max_shard_size, lora_
         parsed = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise WarmError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    options = dict(force=force, allow_mixed_init=allow_mixed_init, max_shard_bytes=max_shard_size,
+    options = dict(force=force, allow_mixed_init=allow_mixed_init, max_shard_bytes=max_shard_size, tune_process=True,
                    lora_output=lora_output, lora_base=lora_base, progress=not quiet)
     if top_m is not None or greedy:
         from warm.merge.soups import soup_merge

@@ -16,7 +16,7 @@ from warm.config import InitConfig, TrainConfig
 from warm.data.demo import demo_path
 from warm.data.formats import load_preferences, save_preferences
 from warm.fileio import write_json
-from warm.models.init import build_init
+from warm.train.init import build_init
 from warm.rundir import INIT_FILE
 
 

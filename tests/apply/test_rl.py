@@ -163,7 +163,7 @@ def test_kl_coef_enters_the_reward_as_trl_applies_it(tmp_path, one_thread):
     completion's tokens of log π - log π_ref at the sampling temperature; with β = 0 the KL has no effect."""
     from warm.apply.sampling.sampler import load_policy
     from warm.apply.rl.trainer import make_trainer
-    from warm.integrations.trl import WarmRewardFunction
+    from warm.integrations.reward_function import WarmRewardFunction
 
     policy_dir = str(make_tiny_policy_dir(tmp_path / "policy", eos_logit=0.0))  # answers that run on
     items = [{"prompt_id": i, "prompt": q} for i, q in enumerate(QUESTIONS[:2])]

@@ -44,7 +44,7 @@ def make_lora_member(init: Path, dest: Path, seed: int, r: int = 4, alpha: float
 @pytest.fixture(scope="module")
 def init(tiny_backbone_dir, tmp_path_factory) -> Path:
     from warm.config import InitConfig
-    from warm.models.init import build_init
+    from warm.train.init import build_init
 
     path = tmp_path_factory.mktemp("lora") / "init"
     build_init(InitConfig(model=str(tiny_backbone_dir), out=str(path)), progress=False)

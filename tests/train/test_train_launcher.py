@@ -8,8 +8,8 @@ from conftest import write_pairs
 from warm.config import InitConfig, TrainConfig
 from warm.errors import WarmError
 from warm.fileio import read_json
-from warm.models.init import build_init
-from warm.train import launcher
+from warm.train.init import build_init
+from warm.train import executors
 from warm.train.launcher import run_training
 
 
@@ -58,7 +58,7 @@ def test_members_share_init_and_training_changes_weights(init_and_data, tmp_path
 def test_resume_reuses_finished_members_and_retrains_the_interrupted_one(init_and_data, tmp_path, monkeypatch):
     init, data = init_and_data
     out = tmp_path / "run"
-    real = launcher.train_member
+    real = executors.train_member
     calls = []
 
     def crash_on_second(run_dir, plan, member, *args, **kwargs):
@@ -67,7 +67,7 @@ def test_resume_reuses_finished_members_and_retrains_the_interrupted_one(init_an
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during m01
         return real(run_dir, plan, member, *args, **kwargs)
 
-    monkeypatch.setattr(launcher, "train_member", crash_on_second)
+    monkeypatch.setattr(executors, "train_member", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_training(_config(init, data, out), progress=False)
     assert (out / "members" / "m00" / "warm_member.json").exists()
@@ -75,7 +75,7 @@ def test_resume_reuses_finished_members_and_retrains_the_interrupted_one(init_an
     assert not list((out / "members").glob(".*"))  # no half-written member left behind
 
     calls.clear()
-    monkeypatch.setattr(launcher, "train_member", lambda *a, **k: (calls.append(a[2]["name"]), real(*a, **k))[1])
+    monkeypatch.setattr(executors, "train_member", lambda *a, **k: (calls.append(a[2]["name"]), real(*a, **k))[1])
     before = _weights(out / "members" / "m00")
     metrics = run_training(_config(init, data, out), progress=False)
     assert calls == ["m01"] and set(metrics["members"]) == {"m00", "m01"}
@@ -89,8 +89,8 @@ def test_changed_plan_is_refused_unless_forced(init_and_data, tmp_path, monkeypa
     with pytest.raises(WarmError, match=r"plan changed .*m00.learning_rate: 0.001 -> 0.002"):
         run_training(_config(init, data, out, lr=(2e-3, 5e-4)), progress=False)
     calls = []
-    real = launcher.train_member
-    monkeypatch.setattr(launcher, "train_member", lambda *a, **k: (calls.append(a[2]["name"]), real(*a, **k))[1])
+    real = executors.train_member
+    monkeypatch.setattr(executors, "train_member", lambda *a, **k: (calls.append(a[2]["name"]), real(*a, **k))[1])
     run_training(_config(init, data, out, lr=(2e-3, 5e-4), force=True), progress=False)
     assert calls == ["m00"]  # m01's settings did not change: reused
 

@@ -15,7 +15,7 @@ from warm.config import InitConfig, TrainConfig  # noqa: E402
 from warm.errors import WarmError  # noqa: E402
 from warm.fileio import read_json  # noqa: E402
 from warm.merge.merge import merge_models  # noqa: E402
-from warm.models.init import build_init  # noqa: E402
+from warm.train.init import build_init
 from warm.train.launcher import run_training, training_settings  # noqa: E402
 
 

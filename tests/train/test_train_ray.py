@@ -13,7 +13,7 @@ from conftest import write_pairs  # noqa: E402
 from warm.config import InitConfig, TrainConfig  # noqa: E402
 from warm.errors import WarmError  # noqa: E402
 from warm.fileio import read_json  # noqa: E402
-from warm.models.init import build_init  # noqa: E402
+from warm.train.init import build_init
 from warm.train.launcher import run_training  # noqa: E402
 from warm.train.ray_launcher import ray_executor, train_member_task  # noqa: E402
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from warm.config import InitConfig
 from warm.errors import WarmError
 from warm.fileio import read_json
-from warm.models.init import build_init
+from warm.train.init import build_init
 from warm.models.loading import load_tokenizer
 from warm.train.sft import (
     SFTConfig,

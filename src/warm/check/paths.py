@@ -137,7 +137,7 @@ def run_rewardbench(model_dir: str, pairs: Pairs, options: dict) -> np.ndarray:
 
 def run_warm_reward_function(model_dir: str, pairs: Pairs, options: dict) -> np.ndarray:
     """WarmRewardFunction called as TRL calls it, with conversational rows (text rows are warm's own scorer)."""
-    from warm.integrations.trl import WarmRewardFunction
+    from warm.integrations.reward_function import WarmRewardFunction
 
     reward = WarmRewardFunction(model_dir, precision="fp32", device="cpu")
     prompts = [[{"role": "user", "content": p}] for p in pairs[0]]

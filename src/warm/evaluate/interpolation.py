@@ -45,7 +45,7 @@ from warm.errors import WarmError
 from warm.evaluate.metrics import accuracy_summary, length_adversarial_mask, paired_bootstrap_diff, pairwise_correct
 from warm.evaluate.pairwise import ALPHA, corrupted_mask
 from warm.fileio import write_json
-from warm.merge.merge import check_lineage, check_tensors
+from warm.merge.checks import check_lineage, check_tensors
 from warm.merge.methods import linear
 from warm.merge.tensor_io import CheckpointReader
 from warm.models.loading import load_encoder, resolve_model_path

@@ -25,7 +25,8 @@ from warm.data.formats import PreferenceData, load_preferences
 from warm.data.sources import write_jsonl
 from warm.experiments.config import ExperimentConfig
 from warm.fileio import sha256_file, sha256_json, write_json
-from warm.models.init import build_init, weights_fingerprint
+from warm.models.init import weights_fingerprint
+from warm.train.init import build_init
 from warm.train.regress import RegressSettings
 from warm.rundir import CONTRACT_FILE, INIT_FILE, MEMBER_FILE, MERGE_FILE, REGRESS_FILE, TrainRun
 

@@ -1,4 +1,4 @@
-"""warm's rewards inside other libraries' trainers (TRL's GRPOTrainer and RLOOTrainer: `warm.integrations.trl`).
+"""warm's rewards inside other libraries' trainers (TRL's GRPOTrainer and RLOOTrainer: `warm.integrations.reward_function.WarmRewardFunction`).
 
 Nothing is imported here, so `import warm.integrations` costs nothing; import the submodule you need.
 """

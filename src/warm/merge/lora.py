@@ -26,10 +26,8 @@ from safetensors import safe_open
 from warm.models.contract_files import common_contract, stamp_copied_files
 from warm.errors import WarmError
 from warm.fileio import atomic_directory, read_json, write_json
-from warm.merge.merge import (
-    check_finite, check_lineage, check_out, check_tensors, check_tokenizers, copy_files,
-    merge_record, stream_merge, write_merge_files,
-)
+from warm.merge.checks import check_lineage, check_out, check_tensors, check_tokenizers
+from warm.merge.output import check_finite, copy_files, merge_record, stream_merge, write_merge_files
 from warm.merge.methods import accumulation_dtype, linear
 from warm.merge.tensor_io import SINGLE_FILE, CheckpointReader
 from warm.rundir import INIT_FILE, MEMBER_FILE
@@ -41,7 +39,7 @@ LORA_OUTPUTS = ("full", "adapter")
 # Saved key suffixes of the LoRA factors -> (role, embedding?); the adapted tensor is MODULE.weight.
 _FACTORS = {".lora_A.weight": ("A", False), ".lora_B.weight": ("B", False),
             ".lora_embedding_A": ("A", True), ".lora_embedding_B": ("B", True)}
-Producer = Callable[[str], torch.Tensor]  # output tensor name -> the tensor (see warm.merge.merge.stream_merge)
+Producer = Callable[[str], torch.Tensor]  # output tensor name -> the tensor (see warm.merge.output.stream_merge)
 
 
 def is_adapter_dir(path: str | os.PathLike) -> bool:

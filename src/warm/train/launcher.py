@@ -8,17 +8,14 @@ Order of work, each step leaving a file behind so a rerun picks up where it stop
   RUN/members/mNN/        one HF directory (or PEFT adapter) per finished member, with warm_member.json
   RUN/train_metrics.json  per-member metrics, rewritten after each member
 
-Everything above is shared by the launchers; a launcher only decides how the unfinished members are executed
-(`MemberExecutor`): one after another in this process (`run_local`, the default) or as Ray tasks
-(warm.train.ray_launcher). Both write the same directory layout and resume the same way.
+Everything above is shared by the launchers; an executor (warm.train.executors) only decides how the unfinished
+members run: one after another in this process (`run_local`, the default) or as Ray tasks (warm.train.ray_launcher).
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -27,31 +24,18 @@ from warm.data.contract import InputContract, PairEncoder
 from warm.models.contract_files import training_contract
 from warm.data.corrupt import corrupt_labels, corruption_record
 from warm.data.formats import PreferenceData, load_preferences, save_preferences
-from warm.data.tokenize import TokenizedPairs, tokenize_pairs
+from warm.data.tokenize import tokenize_pairs
 from warm.errors import WarmError
 from warm.fileio import read_json, sha256_file, write_json
 from warm.models.init import init_fingerprint
 from warm.models.loading import load_tokenizer
 from warm.models.runtime import default_device, resolve_precision
-from warm.train.member import finished_member, lora_settings, train_member
+from warm.train.executors import MemberExecutor, PreparedRun, run_local
+from warm.train.member import finished_member, lora_settings
 from warm.rundir import TrainRun, refuse_changed
 from warm.train.plan import make_plan, plan_differences
 
 LAUNCHERS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    """What every member's training needs, prepared once by the driver."""
-
-    run_dir: Path
-    plan: dict
-    pairs: TokenizedPairs
-    margins: list[float] | None
-
-
-# Train `pending` members of `run`; call `done(member, warm_member.json payload)` as each one finishes.
-MemberExecutor = Callable[[PreparedRun, list[dict], Callable[[dict, dict], None], bool], None]
 
 
 def _check_inits(inits: tuple[str, ...]) -> dict[str, str]:
@@ -157,18 +141,6 @@ def training_encoder(inits: tuple[str, ...], max_length: int) -> PairEncoder:
             raise WarmError(f"{path}: its input contract or chat template differs from {inits[0]}'s; members of one "
                             "run must read their inputs the same way")
     return encoders[0]
-
-
-def describe(member: dict) -> str:
-    return f"{member['name']}: lr={member['learning_rate']:g} dropout={member['dropout']:g} seed={member['seed']}"
-
-
-def run_local(run: PreparedRun, pending: list[dict], done: Callable[[dict, dict], None], progress: bool) -> None:
-    """The local launcher: members one after another in this process."""
-    bar = tqdm(pending, desc="members", unit="member", disable=not progress)
-    for member in bar:
-        bar.write(describe(member))
-        done(member, train_member(run.run_dir, run.plan, member, run.pairs, run.margins, progress=progress))
 
 
 def executor_for(config: TrainConfig) -> MemberExecutor:

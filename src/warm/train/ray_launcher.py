@@ -1,6 +1,6 @@
 """`warm train --launcher ray`: each unfinished member is one Ray task, so M members train on M GPUs at once.
 
-Only *how members are executed* differs from the local launcher (warm.train.launcher.run_local): the plan,
+Only *how members are executed* differs from the local executor (warm.train.executors.run_local): the plan,
 the data, the resume rule (`finished_member`), the member's training (`train_member`) and the run directory
 layout are the same code. The driver tokenises the pairs once and puts them in Ray's object store (`ray.put`),
 so workers need no access to the training data; each task writes RUN/members/NAME itself, so the run directory
@@ -20,7 +20,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from warm.errors import WarmError
-from warm.train.launcher import MemberExecutor, PreparedRun, describe
+from warm.train.executors import MemberExecutor, PreparedRun, describe
 from warm.train.member import member_dir, train_member
 
 MAX_RETRIES = 1

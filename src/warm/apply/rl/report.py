@@ -71,7 +71,7 @@ def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None,
         raise WarmError("no runs to report (give NAME=RUN_DIR at least once)")
     judge = None
     if control is not None:
-        from warm.integrations.trl import WarmRewardFunction
+        from warm.integrations.reward_function import WarmRewardFunction
         from warm.models.runtime import default_device, resolve_precision
 
         judge = WarmRewardFunction(control, max_length=max_length, batch_size=batch_size,
@@ -109,14 +109,16 @@ def markdown_report(payload: dict) -> str:
 
 
 def plot_report(payload: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Proxy and control against step, control against KL. A Figure of its own (no pyplot state), as in
+    warm.report.figures."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from warm.report.figures import save_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2), layout="tight")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
     for name, run in payload["runs"].items():
         steps = run["steps"]
         x = [row["step"] for row in steps]
@@ -135,7 +137,5 @@ def plot_report(payload: dict, path: Path) -> Path:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
     save_figure(fig, path, dpi=120)
-    plt.close(fig)
     return path

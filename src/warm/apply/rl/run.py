@@ -66,7 +66,7 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
     from warm.apply.rl.evaluation import RLEvalCallback
     from warm.apply.sampling.prompts import read_prompts
     from warm.apply.sampling.sampler import load_policy
-    from warm.integrations.trl import WarmRewardFunction
+    from warm.integrations.reward_function import WarmRewardFunction
     from warm.models.loading import quiet_transformers
     from warm.models.policy import resolve_policy
     from warm.models.runtime import default_device, policy_precision, resolve_precision

@@ -60,7 +60,7 @@ def run_winrate(policy_a: str, policy_b: str, prompts: str | os.PathLike, judge:
     `judge` is a scorer spec, a warm scorer or a callable `f(prompts, responses) -> floats`. Without `out` the
     samples go to a temporary directory that is removed afterwards.
     """
-    from warm.integrations.trl import WarmRewardFunction
+    from warm.integrations.reward_function import WarmRewardFunction
 
     if n_boot < 1:
         raise WarmError(f"n_boot must be at least 1, got {n_boot}")

@@ -6,7 +6,7 @@ from conftest import make_tiny_policy_dir
 
 from warm.errors import WarmError
 from warm.data.contract import prompt_text, response_text
-from warm.integrations.trl import WarmRewardFunction
+from warm.integrations.reward_function import WarmRewardFunction
 from warm.score.scorer import RewardModelScorer
 
 PROMPTS = ["tell me about the cat", "why is water good", "write python code please", "help"]

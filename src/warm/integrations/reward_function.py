@@ -55,7 +55,7 @@ class WarmRewardFunction:
     Usage with TRL::
 
         from trl import GRPOConfig, GRPOTrainer
-        from warm.integrations.trl import WarmRewardFunction
+        from warm.integrations.reward_function import WarmRewardFunction
 
         reward = WarmRewardFunction("runs/x/warm")       # or "min:runs/x/members/m00,..."
         trainer = GRPOTrainer(model="path/to/policy", reward_funcs=reward,

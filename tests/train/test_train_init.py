@@ -8,7 +8,8 @@ from warm.config import InitConfig
 from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.models.dropout import set_dropout
-from warm.models.init import build_init, weights_fingerprint
+from warm.models.init import weights_fingerprint
+from warm.train.init import build_init
 from warm.rundir import INIT_FILE
 
 
