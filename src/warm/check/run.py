@@ -18,17 +18,10 @@ from warm import __version__
 from warm.check.paths import PATHS, Skipped
 from warm.data.contract import CHAT_TEMPLATE
 from warm.errors import WarmError
+from warm.evaluate.metrics import rank_correlation
 from warm.rundir import timestamp
 
 TOLERANCE = 1e-4  # fp32 through different batching and code paths: far below any reward difference that matters
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Rank correlation (no tie correction: rewards of distinct texts practically never tie)."""
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def sample_pairs(data: str | None, limit: int):
@@ -51,7 +44,7 @@ def compare(reference: np.ndarray, rewards: np.ndarray, n_pairs: int, mask: np.n
     return {
         "max_abs_diff": float(np.max(np.abs(rewards[mask] - reference[mask]))) if mask.any() else None,
         "decision_agreement": float(np.mean(prefers[pair_mask] == ref_prefers[pair_mask])) if pair_mask.any() else None,
-        "spearman": spearman(reference[mask], rewards[mask]),
+        "spearman": rank_correlation(reference[mask], rewards[mask]),
         "n_compared": int(mask.sum()),
     }
 

@@ -42,7 +42,7 @@ from warm import __version__
 from warm.data.formats import PreferenceData, load_preferences
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.errors import WarmError
-from warm.evaluate.metrics import accuracy_summary, length_adversarial_mask, paired_bootstrap_diff, pairwise_correct
+from warm.evaluate.metrics import accuracy_summary, correlation, paired_bootstrap_diff, pairwise_correct, subset_masks
 from warm.evaluate.pairwise import ALPHA, corrupted_mask
 from warm.fileio import write_json
 from warm.merge.checks import check_lineage, check_tensors
@@ -193,12 +193,6 @@ def lmc_curves(
     return (result, scores) if return_scores else result
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
-    if x.size < 2 or np.std(x) == 0 or np.std(y) == 0:
-        return None
-    return float(np.corrcoef(x.astype(np.float64), y.astype(np.float64))[0, 1])
-
-
 def _split_curves(data: PreferenceData, pairs: TokenizedPairs, corrupted: np.ndarray | None, seq_a: np.ndarray,
                   seq_b: np.ndarray, scores: dict[float, dict[str, np.ndarray]], *, n_boot: int, seed: int) -> dict:
     def curve(wa: np.ndarray, ens: np.ndarray, diag: np.ndarray) -> dict:
@@ -212,7 +206,8 @@ def _split_curves(data: PreferenceData, pairs: TokenizedPairs, corrupted: np.nda
         mean = lambda v: float(v.mean()) if v.size else None  # noqa: E731
         return {"wa": mean(wa), "ens": mean(ens), "diag": mean(diag), "n": int(wa.size)}
 
-    adversarial = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
+    masks = subset_masks(data.chosen_texts(), data.rejected_texts(), corrupted)
+    adversarial = masks["length_adversarial"]
     end_a, end_b = scores[0.0], scores[1.0]
     correct_a = pairwise_correct(end_a["chosen"], end_a["rejected"])
     correct_b = pairwise_correct(end_b["chosen"], end_b["rejected"])
@@ -226,14 +221,14 @@ def _split_curves(data: PreferenceData, pairs: TokenizedPairs, corrupted: np.nda
         agree = np.sign(wa_scores["chosen"] - wa_scores["rejected"]) == np.sign(ens_chosen - ens_rejected)
         point = {"lambda": lam, **curve(wa, ens, diag), "agreement": float(agree.mean()),
                  "length_adversarial": curve(wa[adversarial], ens[adversarial], diag[adversarial])}
-        if corrupted is not None:
-            point["corrupted"] = subset(wa[corrupted], ens[corrupted], diag[corrupted])
-            point["clean"] = subset(wa[~corrupted], ens[~corrupted], diag[~corrupted])
+        for name in ("corrupted", "clean"):
+            if name in masks:
+                point[name] = subset(wa[masks[name]], ens[masks[name]], diag[masks[name]])
         points.append(point)
     return {"source": getattr(data, "source", None), "n_pairs": pairs.n_pairs, "n_sequences": len(pairs.sequences),
             "n_truncated": pairs.truncated, "n_length_adversarial": int(adversarial.sum()),
             "n_corrupted": None if corrupted is None else int(corrupted.sum()),
-            "reward_correlation": _correlation(seq_a, seq_b), "curves": points}
+            "reward_correlation": correlation(seq_a, seq_b), "curves": points}
 
 
 def run_lmc(model_a: str, model_b: str, split_files: dict[str, str], out_dir: str | Path,

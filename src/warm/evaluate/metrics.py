@@ -30,7 +30,8 @@ def pairwise_correct(chosen_scores: np.ndarray, rejected_scores: np.ndarray) -> 
 
 
 def standard_error(values: Sequence[float] | np.ndarray) -> float:
-    """Standard error of the mean (sample standard deviation / sqrt(n)); 0.0 for a single value."""
+    """Standard error of the mean (sample standard deviation / sqrt(n)); 0.0 for a single value (no spread seen:
+    JSON-safe, where NaN is not)."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
 
@@ -100,3 +101,33 @@ def length_adversarial_mask(chosen_texts: Sequence[str], rejected_texts: Sequenc
     if len(chosen_texts) != len(rejected_texts):
         raise WarmError(f"chosen and rejected differ in length: {len(chosen_texts)}, {len(rejected_texts)}")
     return _char_lengths(chosen_texts) < _char_lengths(rejected_texts)
+
+
+def subset_masks(chosen_texts: Sequence[str], rejected_texts: Sequence[str],
+                 corrupted: Sequence[bool] | None = None) -> dict[str, np.ndarray]:
+    """The pair subsets every evaluation reports, as boolean masks (shared/README.md):
+    all; length_adversarial (the chosen answer is strictly shorter); length_balanced (every chosen-shorter pair plus
+    as many chosen-longer pairs, in order, so "the longer answer wins" scores about 50% on it); and, when the data
+    records corrupted labels, corrupted and clean."""
+    shorter = length_adversarial_mask(chosen_texts, rejected_texts)
+    balanced = shorter.copy()
+    balanced[np.flatnonzero(~shorter)[: int(shorter.sum())]] = True
+    masks = {"all": np.ones(len(shorter), dtype=bool), "length_adversarial": shorter, "length_balanced": balanced}
+    if corrupted is not None:
+        flags = np.asarray(corrupted, dtype=bool)
+        masks.update({"corrupted": flags, "clean": ~flags})
+    return masks
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation of two reward vectors; None when either is constant (or has fewer than 2 values)."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman correlation (the Pearson correlation of the ranks; rewards of distinct texts practically never tie)."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    return correlation(np.argsort(np.argsort(x)), np.argsort(np.argsort(y))) if x.size else None

@@ -44,7 +44,7 @@ from warm.data.tokenize import TokenizedPairs
 from warm.errors import WarmError
 from warm.evaluate.metrics import (
     accuracy_summary,
-    length_adversarial_mask,
+    subset_masks,
     length_baseline_correct,
     paired_bootstrap_diff,
     pairwise_correct,
@@ -190,15 +190,14 @@ def _split_metrics(
     def summary(values: np.ndarray) -> dict:
         return accuracy_summary(values, n_boot=n_boot, seed=seed, alpha=ALPHA)
 
-    adversarial = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
+    masks = subset_masks(data.chosen_texts(), data.rejected_texts(), corrupted)
+    adversarial = masks["length_adversarial"]
+    reported = ("length_adversarial", "corrupted", "clean")  # the eval table's subsets (length_balanced: experiments)
     correct = {name: pairwise_correct(s["chosen"], s["rejected"]) for name, s in scores.items()}
     results: dict[str, dict] = {}
     for name, values in correct.items():
         entry = summary(values)
-        entry["length_adversarial"] = summary(values[adversarial])
-        if corrupted is not None:
-            entry["corrupted"] = summary(values[corrupted])
-            entry["clean"] = summary(values[~corrupted])
+        entry.update({subset: summary(values[masks[subset]]) for subset in reported if subset in masks})
         results[name] = entry
 
     comparisons: dict[str, dict] = {}

@@ -11,8 +11,7 @@ from warm.errors import WarmError
 from warm.evaluate.pairwise import evaluate
 from warm.fileio import write_json, write_text
 from warm.report.tables import eval_markdown, print_eval
-from warm.score.reductions import DEFAULT_LAM
-from warm.score.spec import describe_spec
+from warm.score.spec import describe_spec, reduction_of
 from warm.rundir import timestamp
 
 
@@ -21,9 +20,7 @@ def parse_ensembles(ensembles: dict[str, str]) -> dict[str, tuple[list[str], str
     parsed = {}
     for name, spec in ensembles.items():
         info = describe_spec(spec)
-        if info["kind"] != "ensemble":
-            info = {"members": info["members"], "reduction": "mean", "lam": None}
-        parsed[name] = (info["members"], info["reduction"], DEFAULT_LAM if info["lam"] is None else info["lam"])
+        parsed[name] = (info["members"], *reduction_of(info))
     return parsed
 
 

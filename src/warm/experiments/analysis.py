@@ -10,33 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from warm.data.formats import PreferenceData
-from warm.evaluate.metrics import (
-    accuracy_summary,
-    length_adversarial_mask,
-    length_baseline_correct,
-    paired_bootstrap_diff,
-    pairwise_correct,
-)
+from warm.evaluate import metrics
+from warm.evaluate.metrics import accuracy_summary, length_baseline_correct, paired_bootstrap_diff, pairwise_correct
+from warm.score.reductions import DEFAULT_LAM, reduce_scores
 
 Scores = tuple[np.ndarray, np.ndarray]  # (chosen rewards, rejected rewards) per pair
 
 
 def subset_masks(data: PreferenceData) -> dict[str, np.ndarray]:
-    shorter = length_adversarial_mask(data.chosen_texts(), data.rejected_texts())
-    longer_idx = np.flatnonzero(~shorter)[: int(shorter.sum())]
-    balanced = shorter.copy()
-    balanced[longer_idx] = True
-    masks = {"all": np.ones(len(shorter), dtype=bool), "length_adversarial": shorter, "length_balanced": balanced}
-    if data.corrupted is not None and any(data.corrupted):
-        corrupted = np.asarray(data.corrupted, dtype=bool)
-        masks.update({"corrupted": corrupted, "clean": ~corrupted})
-    return masks
+    """warm.evaluate.metrics.subset_masks; the corrupted/clean split only where some labels were swapped."""
+    corrupted = data.corrupted if data.corrupted is not None and any(data.corrupted) else None
+    return metrics.subset_masks(data.chosen_texts(), data.rejected_texts(), corrupted)
 
 
-def ensemble(scores: list[Scores], reduction: str = "mean", lam: float = 1.0) -> Scores:
+def ensemble(scores: list[Scores], reduction: str = "mean", lam: float = DEFAULT_LAM) -> Scores:
     """Prediction ensemble of members' rewards (ENS), with the same reductions as warm.score."""
-    from warm.score.reductions import reduce_scores
-
     chosen = reduce_scores(np.stack([c for c, _ in scores]), reduction, lam)
     rejected = reduce_scores(np.stack([r for _, r in scores]), reduction, lam)
     return chosen, rejected
@@ -65,7 +53,5 @@ def margin_difference(a: Scores, b: Scores) -> np.ndarray:
     return (a[0] - a[1]) - (b[0] - b[1])
 
 
-def reward_correlation(a: Scores, b: Scores) -> float:
-    x = np.concatenate(a)
-    y = np.concatenate(b)
-    return float(np.corrcoef(x, y)[0, 1])
+def reward_correlation(a: Scores, b: Scores) -> float | None:
+    return metrics.correlation(np.concatenate(a), np.concatenate(b))

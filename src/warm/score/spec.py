@@ -68,6 +68,12 @@ def describe_spec(spec: str) -> dict:
     return {"kind": "ensemble", "members": members, "reduction": reduction, "lam": lam}
 
 
+def reduction_of(info: dict) -> tuple[str, float]:
+    """(reduction, lambda) that reduce a described spec's member rewards: a single model is its own mean, and a
+    lambda not given is DEFAULT_LAM (only mean_minus_std reads it)."""
+    return info["reduction"] or "mean", DEFAULT_LAM if info["lam"] is None else info["lam"]
+
+
 def parse_scorer_spec(spec: str, **scorer_kwargs) -> Scorer:
     """Build the scorer a spec names (kwargs go to each RewardModelScorer: batch_size, max_length, device, dtype...).
 
@@ -79,5 +85,5 @@ def parse_scorer_spec(spec: str, **scorer_kwargs) -> Scorer:
             raise WarmError(f"scorer spec {spec!r}: {member!r} is not a model directory")
     if info["kind"] == "model":
         return RewardModelScorer(info["members"][0], **scorer_kwargs)
-    lam = DEFAULT_LAM if info["lam"] is None else info["lam"]
-    return EnsembleScorer(info["members"], reduction=info["reduction"], lam=lam, **scorer_kwargs)
+    reduction, lam = reduction_of(info)
+    return EnsembleScorer(info["members"], reduction=reduction, lam=lam, **scorer_kwargs)

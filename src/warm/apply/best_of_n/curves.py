@@ -19,7 +19,7 @@ from warm.apply.best_of_n.estimator import (
 )
 from warm.apply.best_of_n.candidates import CandidatePool
 from warm.errors import WarmError
-from warm.evaluate.metrics import bootstrap_ci
+from warm.evaluate.metrics import bootstrap_ci, standard_error
 
 ORACLE = "oracle (gold)"
 
@@ -27,8 +27,7 @@ ORACLE = "oracle (gold)"
 def _summary(per_prompt: list[float], n_boot: int, seed: int) -> dict:
     values = np.asarray(per_prompt, dtype=np.float64)
     lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
-    return {"mean": float(values.mean()), "se": se, "lo": lo, "hi": hi, "n_prompts": int(values.size)}
+    return {"mean": float(values.mean()), "se": standard_error(values), "lo": lo, "hi": hi, "n_prompts": int(values.size)}
 
 
 def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[int], *, reference: str | None = None,

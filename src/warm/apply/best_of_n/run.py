@@ -45,15 +45,14 @@ def score_models(pool: CandidatePool, model_dirs: list[str], cache_dir: str | Pa
 
 def selector_scores(specs: dict[str, str], model_scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per selector name, the reward of every candidate: a model's own, or its ensemble's reduction."""
-    from warm.score.reductions import DEFAULT_LAM, reduce_scores
-    from warm.score.spec import describe_spec
+    from warm.score.reductions import reduce_scores
+    from warm.score.spec import describe_spec, reduction_of
 
     out = {}
     for name, spec in specs.items():
         info = describe_spec(spec)
         matrix = np.stack([model_scores[_resolved(m)] for m in info["members"]])
-        out[name] = matrix[0] if info["kind"] == "model" else reduce_scores(
-            matrix, info["reduction"], DEFAULT_LAM if info["lam"] is None else info["lam"])
+        out[name] = matrix[0] if info["kind"] == "model" else reduce_scores(matrix, *reduction_of(info))
     return out
 
 
