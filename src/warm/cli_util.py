@@ -10,7 +10,6 @@ import threading
 import click
 
 from warm.errors import WarmError
-from warm.defaults import PRECISIONS
 
 
 def user_errors(func):
@@ -49,24 +48,6 @@ def parse_number_list(text: str, option: str, kind: type = float, what: str = "n
     if not values:
         raise WarmError(f"{option}: no values given")
     return values
-
-
-def evaluation_options(func):
-    """The options every command that scores preference splits shares (warm eval, warm lmc)."""
-    options = [
-        click.option("--max-length", default=None, type=int,
-                     help="Token budget per (prompt, response). Default: each model's own, from its input contract "
-                          "(warm_contract.json); a number scores every model at that length instead."),
-        click.option("--batch-size", default=32, show_default=True, help="Sequences per forward pass."),
-        click.option("--limit", default=None, type=int, help="Use only the first N pairs of each split."),
-        click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals."),
-        click.option("--seed", default=0, show_default=True, help="Bootstrap seed."),
-        click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
-                     help="Scoring precision: bf16 autocast where supported (auto), or fp32."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def terminate_like_interrupt() -> None:

@@ -6,8 +6,13 @@ string. Field metadata:
   help   the help text (required)
   cli    "csv"      a tuple given as one comma-separated flag value: --lr 1e-5,4e-5
          "multiple" a tuple given by repeating the flag: --init A --init B
+         "argument" a positional argument (a tuple field takes any number of them)
   flag   the flag name when it differs from the field name (underscores become dashes otherwise)
   aliases  more flag names for the same option (an option that was renamed keeps working under its old name)
+  choices  the values the option takes; min (and min_open), max: a number's bounds, checked by click
+  envvar   an environment variable that gives the option's value
+Options several commands share (precision, a max length that overrides the models' own, bootstrap settings, ...)
+are made by the `*_field` functions below, so their help is written once.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from warm.errors import WarmError
-from warm.defaults import DEFAULT_BACKBONE
+from warm.defaults import DEFAULT_BACKBONE, PRECISIONS
 
 C = TypeVar("C")
 
@@ -148,6 +153,15 @@ def _csv(kind: type) -> Callable[[Any, Any, Any], Any]:
     return parse
 
 
+def _click_type(kind: type, meta: Any) -> Any:
+    if "choices" in meta:
+        return click.Choice(meta["choices"])
+    if "min" in meta:
+        bounded = click.IntRange if kind is int else click.FloatRange
+        return bounded(min=meta["min"], max=meta.get("max"), **({"min_open": True} if meta.get("min_open") else {}))
+    return kind
+
+
 def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
     """Decorate a click command with one option per config field (help and defaults from the dataclass)."""
     hints = typing.get_type_hints(cls)
@@ -161,7 +175,13 @@ def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable],
             required = f.default is dataclasses.MISSING
             default = None if required else f.default
             kind = _scalar_type(hint)
-            if kind is bool:
+            if meta.get("cli") == "argument":
+                func = click.argument(f.name, nargs=-1 if _is_tuple(hint) else 1, required=True)(func)
+                continue
+            if "envvar" in meta:
+                option = click.option(*flags, f.name, default=default, envvar=meta["envvar"], show_envvar=True,
+                                      help=meta["help"])
+            elif kind is bool:
                 option = click.option(*flags, f.name, is_flag=True, default=bool(default), help=meta["help"])
             elif meta.get("cli") == "multiple":
                 option = click.option(*flags, f.name, multiple=True, required=required, type=kind, help=meta["help"])
@@ -170,9 +190,46 @@ def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable],
                 option = click.option(*flags, f.name, default=shown, required=required, callback=_csv(kind),
                                       show_default=True, help=meta["help"])
             else:
-                option = click.option(*flags, f.name, type=kind, default=default, required=required,
-                                      show_default=not required and default is not None, help=meta["help"])
+                option = click.option(*flags, f.name, type=_click_type(kind, meta), default=default,
+                                      required=required, show_default=not required and default is not None,
+                                      help=meta["help"])
             func = option(func)
         return func
 
     return decorate
+
+
+# --- options several commands share --------------------------------------------------------------------------------
+
+
+def precision_field(what: str = "Scoring", default: str = "auto", note: str = "") -> Any:
+    return field(default=default, metadata=_help(
+        f"{what} precision: bf16 autocast where supported (auto), or fp32." + (f" {note}" if note else ""),
+        choices=PRECISIONS))
+
+
+def max_length_field(what: str = "each model", flag: str | None = None) -> Any:
+    extra = {"flag": flag} if flag else {}
+    return field(default=None, metadata=_help(
+        f"Token budget per (prompt, response). Default: {what}'s own, from its input contract (warm_contract.json); "
+        "a number reads every model at that length instead.", **extra))
+
+
+def batch_size_field(default: int = 32, what: str = "Sequences per forward pass.", flag: str | None = None) -> Any:
+    return field(default=default, metadata=_help(what, min=1, **({"flag": flag} if flag else {})))
+
+
+def n_boot_field(over: str = "pairs") -> Any:
+    return field(default=1000, metadata=_help(f"Bootstrap resamples (over {over}) for the 95% intervals.", min=1))
+
+
+def seed_field(what: str = "Bootstrap seed.") -> Any:
+    return field(default=0, metadata=_help(what))
+
+
+def quiet_field() -> Any:
+    return field(default=False, metadata=_help("No progress bars."))
+
+
+def force_field(what: str = "Replace an existing output directory.") -> Any:
+    return field(default=False, metadata=_help(what))

@@ -7,17 +7,16 @@ writes its files under the run directory and is skipped when already finished, s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from warm.config import InitConfig, TrainConfig
+from warm.cli_util import user_errors
+from warm.config import InitConfig, TrainConfig, _help, click_options, force_field, from_dict
 from warm.data.demo import demo_path
-from warm.data.formats import load_preferences, save_preferences
 from warm.fileio import write_json
-from warm.train.init import build_init
-from warm.rundir import INIT_FILE
+from warm.rundir import INIT_FILE, TrainRun
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,22 @@ def _stage(name: str) -> None:
     click.secho(f"\n== {name}", bold=True)
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    out: str = field(default="runs/demo", metadata=_help("Run directory."))
+    fast: bool = field(default=False, metadata=_help("A much smaller run (a minute or two) to check the set-up."))
+    force: bool = force_field("Start again instead of resuming the existing run.")
+
+
+@click.command("demo")
+@click_options(DemoConfig)
+@user_errors
+def demo_command(**options) -> None:
+    """The whole pipeline on the bundled data with the packaged MiniLM: init, 4 members, merge, eval."""
+    c = from_dict(DemoConfig, options, "warm demo")
+    run_demo(Path(c.out), fast=c.fast, force=c.force)
+
+
 def run_demo(out: Path, fast: bool = False, force: bool = False) -> dict:
     scale = FAST if fast else FULL
     start = time.perf_counter()
@@ -50,7 +65,10 @@ def run_demo(out: Path, fast: bool = False, force: bool = False) -> dict:
 
     _stage("1/4 shared init: packaged all-MiniLM-L6-v2 + one reward head")
     t = time.perf_counter()
-    init_dir = out / "init"
+    from warm.train.init import build_init
+
+    run = TrainRun(out)
+    init_dir = run.init
     if force or not (init_dir / INIT_FILE).exists():
         build_init(InitConfig(out=str(init_dir), head_seed=0, force=True))
     timings["init"] = time.perf_counter() - t
@@ -70,20 +88,22 @@ def run_demo(out: Path, fast: bool = False, force: bool = False) -> dict:
     t = time.perf_counter()
     from warm.merge.merge import merge_models
 
-    member_dirs = [str(out / "members" / name) for name in train["members"]]
-    merge_models(member_dirs, out / "warm", force=True)
+    member_dirs = [str(run.member(name)) for name in train["members"]]
+    merge_models(member_dirs, run.warm, force=True)
     timings["merge"] = time.perf_counter() - t
 
     _stage("4/4 evaluate members, WARM and ENS on train, in-distribution and out-of-distribution pairs")
     t = time.perf_counter()
+    from warm.data.formats import load_preferences, save_preferences
     from warm.evaluate.runner import run_eval
 
     splits = {}
-    for split, source in (("train", out / "data" / "train.jsonl.gz"), ("id", demo_path("test_id")), ("ood", demo_path("test_ood"))):
+    for split, source in (("train", run.data_file), ("id", demo_path("test_id")), ("ood", demo_path("test_ood"))):
         data = load_preferences(str(source), limit=scale.eval_pairs)
-        splits[split] = str(save_preferences(data, out / "data" / f"eval_{split}.jsonl.gz"))
-    metrics = run_eval({"warm": str(out / "warm")}, {"ens": ",".join(member_dirs)}, splits,
-                       out / "eval" / "metrics.json", max_length=scale.max_length, batch_size=32)
+        splits[split] = str(save_preferences(data, run.data_file.parent / f"eval_{split}.jsonl.gz"))
+    # Each model reads the splits by its own contract: the length it was trained with.
+    metrics = run_eval({"warm": str(run.warm)}, {"ens": ",".join(member_dirs)}, splits, run.eval_metrics,
+                       batch_size=32)
     timings["eval"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     write_json(out / "demo_timings.json", timings)

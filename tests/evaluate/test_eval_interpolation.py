@@ -15,7 +15,7 @@ import warm.evaluate.interpolation as interpolation
 from warm.data.formats import PreferenceData
 from warm.errors import WarmError
 from warm.evaluate.interpolation import check_lambdas, interpolated_state, lmc_curves
-from warm.evaluate.lmc_command import lmc_command
+from warm.evaluate.command import lmc_command
 from warm.evaluate.metrics import pairwise_correct
 from warm.fileio import read_json
 from warm.merge.merge import merge_models

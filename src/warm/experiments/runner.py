@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from warm import __version__
-from warm.cli_util import user_errors
 from warm.config import to_dict
 from warm.errors import WarmError
 from warm.experiments.config import ExperimentConfig, load_experiment
@@ -78,15 +77,3 @@ def _section(config: ExperimentConfig, metrics: dict, body: str, figures: list[P
             f"max length {config.training.max_length}, precision {config.training.precision}."]
     images = [f"![{f.stem}]({f.name})" for f in figures]
     return "\n".join(head + [""] + images + [body])
-
-
-@click.command("experiment")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--root", default="runs/experiments", show_default=True, help="Workspace: data, members and scores are cached here.")
-@click.option("--scale", default=1.0, show_default=True, help="Multiply pair counts (e.g. 4 on a GPU).")
-@click.option("--replot", is_flag=True, help="Redraw figures and markdown from the existing metrics.json only.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@user_errors
-def experiment_command(config, root, scale, replot, quiet) -> None:
-    """Run one experiment config (experiments/*.yaml); members and scores are cached and reused."""
-    run_experiment(config, root=root, scale=scale, replot=replot, progress=not quiet)

@@ -21,11 +21,9 @@ these checkpoints are meant to be published and loaded as they are; the runs are
 from __future__ import annotations
 
 import copy
-import hashlib
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,68 +31,17 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from warm import __version__
-from warm.config import _help, to_dict
-from warm.data.formats import load_preferences
-from warm.data.sources import read_dataset
-from warm.data.contract import PairEncoder, canonical_key, new_contract
+from warm.config import to_dict
+from warm.data.contract import PairEncoder, new_contract
 from warm.errors import WarmError
+from warm.train.sft_command import SFTConfig
+from warm.train.sft_data import load_sequences, texts_sha256
 from warm.train.checkpoints import SaveAtSteps
 from warm.fileio import atomic_directory, read_json, sha256_json, write_json
 from warm.models.init import weights_fingerprint
-from warm.defaults import DEFAULT_BACKBONE
 from warm.models.loading import quiet_transformers, load_tokenizer, resolve_model_path
 from warm.models.runtime import default_device, quiet, resolve_precision, trainer_arguments
 from warm.rundir import SFT_FILE, timestamp
-
-POOL_FIELDS = ("instruction", "output")
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    out: str = field(metadata=_help("Directory of the run: step-NNNNNN/ checkpoints and sft.json."))
-    data: str = field(metadata=_help(
-        "Text to train on: a local file (.jsonl[.gz], .json, .parquet, .csv) or a datasets name. Rows with "
-        "chosen/rejected columns give two sequences each, prompt+chosen and prompt+rejected; otherwise "
-        "--text-fields, by default instruction,output (the AlpacaEval pool's fields)."))
-    save_steps: tuple[int, ...] = field(metadata=_help(
-        "Optimiser steps at which to save a checkpoint (DIR/step-000100, ...); training stops at the largest.",
-        cli="csv"))
-    model: str = field(default=DEFAULT_BACKBONE, metadata=_help(
-        "Backbone to continue training: a local HF directory or hub id. Default: the packaged all-MiniLM-L6-v2."))
-    text_fields: tuple[str, ...] = field(default=(), metadata=_help(
-        "Columns making one sequence: the last is the response, the ones before it (joined by newlines) the "
-        "prompt. Default: chosen/rejected pairs if present, else instruction,output, else text.", cli="csv"))
-    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt (preference files)."))
-    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response (preference files)."))
-    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response (preference files)."))
-    objective: str = field(default="auto", metadata=_help(
-        "auto, mlm or clm. auto: masked LM for encoders, causal LM for decoders (from the model config)."))
-    lr: float = field(default=5e-5, metadata=_help(
-        "Peak learning rate (linear warm-up, then linear decay to the last save step)."))
-    batch_size: int = field(default=16, metadata=_help("Sequences per optimiser step."))
-    max_length: int = field(default=128, metadata=_help(
-        "Token budget per sequence, cut as for reward models: the prompt loses its start first."))
-    mlm_probability: float = field(default=0.15, metadata=_help("Fraction of tokens masked (masked LM only)."))
-    warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear learning-rate warm-up."))
-    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
-    seed: int = field(default=0, metadata=_help("Seed of the data order, the masking and a newly drawn LM head."))
-    precision: str = field(default="auto", metadata=_help(
-        "auto, fp32 or bf16 (autocast; weights stay float32). auto = bf16 where the device supports it."))
-    limit: int | None = field(default=None, metadata=_help("Use only the first N rows of the data."))
-    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoint (off by default)."))
-    force: bool = field(default=False, metadata=_help("Replace checkpoints written by a run with other settings or data."))
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text_fields", tuple(self.text_fields or ()))  # the CLI gives None when unset
-        steps = tuple(self.save_steps or ())
-        if not steps or any(s < 1 for s in steps):
-            raise WarmError(f"--save-steps {list(steps)}: give one or more positive step numbers")
-        object.__setattr__(self, "save_steps", tuple(sorted(set(steps))))
-        if self.objective not in ("auto", "mlm", "clm"):
-            raise WarmError(f"--objective {self.objective!r}: expected auto, mlm or clm")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise WarmError(f"--mlm-probability {self.mlm_probability}: expected a fraction in (0, 1)")
-
 
 def checkpoint_dir(out: str | Path, step: int) -> Path:
     return Path(out) / f"step-{step:06d}"
@@ -111,49 +58,6 @@ def lm_objective(model_config, requested: str = "auto") -> str:
     if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "clm"
     raise WarmError(f"model type {kind!r} has neither a masked-LM nor a causal-LM head class; pass --objective")
-
-
-def load_sequences(config: SFTConfig, tokenizer) -> tuple[list[tuple[str, str]], dict]:
-    """(prompt, response) texts from the data, and a description of where they came from."""
-    dataset = read_dataset(config.data)
-    found = list(dataset.column_names)
-    if not config.text_fields and config.chosen_key in found and config.rejected_key in found:
-        pairs = load_preferences(config.data, prompt_key=config.prompt_key, chosen_key=config.chosen_key,
-                                 rejected_key=config.rejected_key, limit=config.limit)
-        texts = [seq for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected) for seq in ((p, c), (p, r))]
-        return texts, {"mode": "preference", "columns": [config.prompt_key, config.chosen_key, config.rejected_key],
-                       "n_rows": len(pairs)}
-    fields = list(config.text_fields) or next(
-        (list(f) for f in (POOL_FIELDS, ("text",)) if all(c in found for c in f)), None)
-    if fields is None:
-        raise WarmError(f"{config.data}: no chosen/rejected, instruction/output or text columns (columns found: "
-                        f"{', '.join(found)}); pass --text-fields")
-    missing = [f for f in fields if f not in found]
-    if missing:
-        raise WarmError(f"{config.data}: missing column(s) {', '.join(missing)} (columns found: {', '.join(found)})")
-    if config.limit is not None and config.limit < len(dataset):
-        dataset = dataset.select(range(max(config.limit, 0)))
-    columns = dataset.select_columns(fields).to_dict()
-    texts = []
-    for row in range(len(dataset)):
-        values = [columns[f][row] for f in fields]
-        bad = [f for f, v in zip(fields, values) if not isinstance(v, str)]
-        if bad:
-            raise WarmError(f"{config.data}: row {row + 1}: field '{bad[0]}' must be a string")
-        texts.append(("\n".join(values[:-1]), values[-1]))
-    if not texts:
-        raise WarmError(f"{config.data}: no rows")
-    return texts, {"mode": "fields", "columns": fields, "n_rows": len(texts)}
-
-
-def _texts_sha256(texts: list[tuple]) -> str:
-    digest = hashlib.sha256()
-    for prompt, response in texts:
-        if isinstance(prompt, str) and isinstance(response, str):
-            digest.update(prompt.encode() + b"\0" + response.encode() + b"\1")
-        else:
-            digest.update(canonical_key(prompt, response).encode() + b"\1")
-    return digest.hexdigest()
 
 
 def _carried_tensors(source: str, model, trust_remote_code: bool) -> dict[str, torch.Tensor]:
@@ -248,7 +152,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
     texts, data_info = load_sequences(config, tokenizer)
     renderer = copy.deepcopy(tokenizer)  # warm's fallback chat template must not travel with the checkpoints
     encoder = PairEncoder(renderer, new_contract(renderer, config.max_length))  # what `warm init` will give them
-    data_info.update(source=config.data, sha256=_texts_sha256(texts), n_sequences=len(texts), limit=config.limit)
+    data_info.update(source=config.data, sha256=texts_sha256(texts), n_sequences=len(texts), limit=config.limit)
     try:
         base_fingerprint = weights_fingerprint(source)
     except WarmError:  # a hub id or .bin weights: the name stands in
