@@ -34,6 +34,52 @@ def _help(text: str, **extra: Any) -> dict:
     return {"help": text, **extra}
 
 
+# --- options several commands share --------------------------------------------------------------------------------
+
+
+def precision_field(what: str = "Scoring", default: str = "auto", note: str = "") -> Any:
+    return field(default=default, metadata=_help(
+        f"{what} precision: bf16 autocast where supported (auto), or fp32." + (f" {note}" if note else ""),
+        choices=PRECISIONS))
+
+
+def max_length_field(what: str = "each model", flag: str | None = None) -> Any:
+    extra = {"flag": flag} if flag else {}
+    return field(default=None, metadata=_help(
+        f"Token budget per (prompt, response). Default: {what}'s own, from its input contract (warm_contract.json); "
+        "a number reads every model at that length instead.", **extra))
+
+
+def batch_size_field(default: int = 32, what: str = "Sequences per forward pass.", flag: str | None = None) -> Any:
+    return field(default=default, metadata=_help(what, min=1, **({"flag": flag} if flag else {})))
+
+
+def n_boot_field(over: str = "pairs") -> Any:
+    return field(default=1000, metadata=_help(f"Bootstrap resamples (over {over}) for the 95% intervals.", min=1))
+
+
+def seed_field(what: str = "Bootstrap seed.") -> Any:
+    return field(default=0, metadata=_help(what))
+
+
+def quiet_field() -> Any:
+    return field(default=False, metadata=_help("No progress bars."))
+
+
+def column_field(role: str) -> Any:
+    """The column of a preference file that holds the prompt, the chosen or the rejected response."""
+    what = {"prompt": "the prompt", "chosen": "the preferred response", "rejected": "the other response"}[role]
+    return field(default=role, metadata=_help(f"Column holding {what}."))
+
+
+def trust_remote_code_field() -> Any:
+    return field(default=False, metadata=_help("Allow model code from the checkpoint (off by default)."))
+
+
+def force_field(what: str = "Replace an existing output directory.") -> Any:
+    return field(default=False, metadata=_help(what))
+
+
 @dataclass(frozen=True)
 class InitConfig:
     out: str = field(metadata=_help("Directory to write the shared init to (an HF reward-model directory)."))
@@ -47,10 +93,10 @@ class InitConfig:
     probe_lr: float = field(default=1e-3, metadata=_help("Learning rate of the linear probe."))
     probe_batch_size: int = field(default=16, metadata=_help("Pairs per linear-probe step."))
     max_length: int = field(default=160, metadata=_help("Token budget per (prompt, response) for the probe."))
-    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt."))
-    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response."))
-    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response."))
-    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoint (off by default)."))
+    prompt_key: str = column_field("prompt")
+    chosen_key: str = column_field("chosen")
+    rejected_key: str = column_field("rejected")
+    trust_remote_code: bool = trust_remote_code_field()
     force: bool = field(default=False, metadata=_help("Replace an existing output directory."))
 
 
@@ -83,14 +129,13 @@ class TrainConfig:
     checkpoints: tuple[float, ...] = field(default=(), metadata=_help(
         "Also save each member part-way, at these fractions of its training (e.g. 0.5), under "
         "members/NAME/checkpoints/step-N: two checkpoints of one run, the weakest diversity source.", cli="csv"))
-    precision: str = field(default="auto", metadata=_help(
-        "auto, fp32 or bf16 (autocast; weights stay float32). auto = bf16 where the device supports it."))
+    precision: str = precision_field("Training", note="Weights stay float32 under bf16 autocast.")
     limit: int | None = field(default=None, metadata=_help("Use only the first N pairs of the data."))
     corrupt: float = field(default=0.0, metadata=_help("Swap chosen/rejected on exactly this fraction of training pairs."))
     corrupt_seed: int = field(default=0, metadata=_help("Seed of the corruption draw."))
-    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt."))
-    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response."))
-    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response."))
+    prompt_key: str = column_field("prompt")
+    chosen_key: str = column_field("chosen")
+    rejected_key: str = column_field("rejected")
     lora_r: int = field(default=0, metadata=_help(
         "LoRA rank of every member (PEFT); 0 trains all weights. The reward head stays fully trainable and is saved "
         "with the adapter (modules_to_save)."))
@@ -197,39 +242,3 @@ def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable],
         return func
 
     return decorate
-
-
-# --- options several commands share --------------------------------------------------------------------------------
-
-
-def precision_field(what: str = "Scoring", default: str = "auto", note: str = "") -> Any:
-    return field(default=default, metadata=_help(
-        f"{what} precision: bf16 autocast where supported (auto), or fp32." + (f" {note}" if note else ""),
-        choices=PRECISIONS))
-
-
-def max_length_field(what: str = "each model", flag: str | None = None) -> Any:
-    extra = {"flag": flag} if flag else {}
-    return field(default=None, metadata=_help(
-        f"Token budget per (prompt, response). Default: {what}'s own, from its input contract (warm_contract.json); "
-        "a number reads every model at that length instead.", **extra))
-
-
-def batch_size_field(default: int = 32, what: str = "Sequences per forward pass.", flag: str | None = None) -> Any:
-    return field(default=default, metadata=_help(what, min=1, **({"flag": flag} if flag else {})))
-
-
-def n_boot_field(over: str = "pairs") -> Any:
-    return field(default=1000, metadata=_help(f"Bootstrap resamples (over {over}) for the 95% intervals.", min=1))
-
-
-def seed_field(what: str = "Bootstrap seed.") -> Any:
-    return field(default=0, metadata=_help(what))
-
-
-def quiet_field() -> Any:
-    return field(default=False, metadata=_help("No progress bars."))
-
-
-def force_field(what: str = "Replace an existing output directory.") -> Any:
-    return field(default=False, metadata=_help(what))

@@ -73,7 +73,7 @@ def test_lora_settings_are_part_of_the_plan(init_and_data, tmp_path):
     contract = InputContract(max_length=64)
 
     def settings(**changes):
-        return training_settings(_config(init, data, tmp_path, **changes), contract)
+        return training_settings(_config(init, data, tmp_path, **changes), contract).to_plan()
 
     assert settings().get("lora") == {"r": 4, "alpha": 8.0, "dropout": 0.0, "targets": ["query", "value"]}
     assert settings(lora_alpha=None, lora_targets=None)["lora"] == {

@@ -5,7 +5,7 @@ import pytest
 
 from warm.config import TrainConfig
 from warm.errors import WarmError
-from warm.train.plan import assign, make_plan, member_key, plan_differences
+from warm.train.plan import TrainingSettings, assign, make_plan, member_key, plan_differences
 
 
 def _plan(**overrides):
@@ -13,7 +13,19 @@ def _plan(**overrides):
     values.update(overrides)
     config = TrainConfig(**values)
     fingerprints = {"/i/a": "fa", "/i/b": "fb"}
-    return make_plan(config, fingerprints, {"source": "d.jsonl", "n_pairs": 10}, {"epochs": 1.0, "batch_size": 8})
+    training = TrainingSettings.from_config(config, {"format": 1, "max_length": 160}, "fp32", None)
+    return make_plan(config, fingerprints, {"source": "d.jsonl", "n_pairs": 10}, training)
+
+
+def test_training_settings_round_trip_through_the_plan_and_leave_unused_sections_out():
+    plan = _plan(checkpoints=(0.5, 0.25))
+    training = TrainingSettings.from_plan(plan["training"])
+    assert training.checkpoints == (0.25, 0.5) and training.to_plan() == plan["training"]
+    assert "lora" not in plan["training"] and "checkpoints" not in _plan()["training"]
+    fit = training.fit_settings(plan["members"][1])
+    assert (fit.learning_rate, fit.seed, fit.batch_size, fit.precision) == (4e-5, 1, 16, "fp32")
+    with pytest.raises(WarmError, match="--checkpoints 1.5"):
+        _plan(checkpoints=(1.5,))
 
 
 def test_round_robin_assignment_is_exact():

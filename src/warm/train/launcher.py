@@ -33,7 +33,7 @@ from warm.models.runtime import default_device, resolve_precision
 from warm.train.executors import MemberExecutor, PreparedRun, run_local
 from warm.train.member import finished_member, lora_settings
 from warm.rundir import TrainRun, refuse_changed
-from warm.train.plan import make_plan, plan_differences
+from warm.train.plan import TrainingSettings, make_plan, plan_differences
 
 LAUNCHERS = ("local", "ray")
 
@@ -83,21 +83,12 @@ def _remove_stale_temporaries(members_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def training_settings(config: TrainConfig, contract: InputContract) -> dict:
-    """The plan's `training` section: the settings shared by all members that change what they learn."""
-    training = {k: getattr(config, k) for k in ("epochs", "max_steps", "batch_size", "max_length", "warmup_ratio", "weight_decay")}
-    training["contract"] = contract.to_json()  # how every member reads its inputs (warm.data.contract)
-    training["attention_dropout"] = config.attention_dropout
-    # Resolved where the driver runs: with --launcher ray on GPU workers, pass --precision explicitly.
-    training["precision"] = resolve_precision(config.precision, default_device())
-    if config.checkpoints:  # absent when unused, so plans without checkpoints keep their hash
-        if not all(0 < f < 1 for f in config.checkpoints):
-            raise WarmError(f"--checkpoints {','.join(map(str, config.checkpoints))}: fractions must be in (0, 1)")
-        training["checkpoints"] = sorted(config.checkpoints)
-    lora = lora_settings(config)
-    if lora is not None:  # absent (not None) for full fine-tuning, so plans written before LoRA keep their hash
-        training["lora"] = lora
-    return training
+def training_settings(config: TrainConfig, contract: InputContract) -> TrainingSettings:
+    """The plan's training section for this run. Precision is resolved where the driver runs: with --launcher ray on
+    GPU workers and a CPU driver, pass --precision explicitly."""
+    return TrainingSettings.from_config(config, contract.to_json(), resolve_precision(config.precision,
+                                                                                     default_device()),
+                                        lora_settings(config))
 
 
 def prepare_run(config: TrainConfig) -> PreparedRun:

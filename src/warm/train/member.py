@@ -25,7 +25,7 @@ from warm.data.contract import InputContract
 from warm.models.init import head_parameter_names, save_reward_model
 from warm.models.loading import load_reward_model, load_tokenizer
 from warm.train.fit import FitSettings, fit_reward_model, pairs_dataset, total_steps
-from warm.train.plan import member_key
+from warm.train.plan import TrainingSettings, member_key
 from warm.rundir import MEMBER_FILE, TrainRun, timestamp
 
 
@@ -94,29 +94,20 @@ def train_member(
 ) -> dict:
     """Fine-tune one member from its init and write RUN/members/NAME; return its warm_member.json payload."""
     init = member["init"]
+    training = TrainingSettings.from_plan(plan["training"])
     config = AutoConfig.from_pretrained(init)
-    dropout_fields = set_dropout(config, member["dropout"], plan["training"]["attention_dropout"])
+    dropout_fields = set_dropout(config, member["dropout"], training.attention_dropout)
     model = load_reward_model(init, config=config)
     tokenizer = load_tokenizer(init)
     if model.config.num_labels != 1:
         raise WarmError(f"{init}: num_labels={model.config.num_labels}, a reward model needs 1 (build it with `warm init`)")
-    training = plan["training"]
-    lora = training.get("lora")
+    lora = training.lora
     if lora:
         # Wrapped here rather than by TRL (fit's peft_config) because the PeftModel is what saves the adapter.
         model = wrap_lora(model, lora, init)
-    settings = FitSettings(
-        learning_rate=member["learning_rate"],
-        batch_size=training["batch_size"],
-        epochs=training["epochs"],
-        max_steps=training["max_steps"],
-        seed=member["seed"],
-        warmup_ratio=training["warmup_ratio"],
-        weight_decay=training["weight_decay"],
-        precision=training.get("precision", "fp32"),
-    )
+    settings = training.fit_settings(member)
     dataset = pairs_dataset(pairs, margins)
-    contract = plan_contract(plan)
+    contract = InputContract.from_json(training.contract, "plan.json: training.contract")
     staging = member_dir(run_dir, f".{member['name']}.checkpoints.tmp")
     callbacks = _checkpoint_callbacks(training, member, dataset, settings, staging, tokenizer, contract)
     metrics = fit_reward_model(model, tokenizer, dataset, settings, progress=progress, callbacks=callbacks)
@@ -149,15 +140,10 @@ def train_member(
     return payload
 
 
-def plan_contract(plan: dict) -> InputContract:
-    """The input contract every member of the plan reads and is saved with."""
-    return InputContract.from_json(plan["training"]["contract"], "plan.json: training.contract")
-
-
-def _checkpoint_callbacks(training: dict, member: dict, dataset, settings: FitSettings, staging: Path, tokenizer,
-                          contract: InputContract) -> list:
+def _checkpoint_callbacks(training: TrainingSettings, member: dict, dataset, settings: FitSettings, staging: Path,
+                          tokenizer, contract: InputContract) -> list:
     """A SaveAtSteps callback writing part-way checkpoints (HF dirs with their own warm_member.json) to `staging`."""
-    fractions = training.get("checkpoints")
+    fractions = training.checkpoints
     if not fractions:
         return []
     from warm.train.checkpoints import SaveAtSteps, steps_at_fractions

@@ -16,9 +16,56 @@ from warm import __version__
 from warm.config import TrainConfig
 from warm.errors import WarmError
 from warm.fileio import sha256_json
+from warm.train.fit import FitSettings
 from warm.rundir import timestamp
 
 ASSIGNMENTS = ("round-robin", "random")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The plan's `training` section: what every member shares that changes what it learns (so it is hashed).
+
+    The one typed form of these settings between `warm train`'s options and one member's fit: built from the
+    TrainConfig (`from_config`), written into plan.json (`to_plan`), read back by each member (`from_plan`), which
+    turns it into its fit's settings (`fit_settings`). Optional sections are absent, not null, when unused, so
+    plans written before they existed keep their hash.
+    """
+
+    epochs: float
+    max_steps: int
+    batch_size: int
+    max_length: int
+    warmup_ratio: float
+    weight_decay: float
+    contract: dict  # the input contract every member reads and is saved with (warm.data.contract)
+    attention_dropout: float
+    precision: str  # resolved on the driver: fp32 or bf16
+    checkpoints: tuple[float, ...] = ()  # fractions of the run at which members also save a checkpoint
+    lora: dict | None = None  # LoRA rank, alpha, dropout and target modules (warm.train.member.lora_settings)
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, contract: dict, precision: str, lora: dict | None) -> TrainingSettings:
+        if config.checkpoints and not all(0 < f < 1 for f in config.checkpoints):
+            raise WarmError(f"--checkpoints {','.join(map(str, config.checkpoints))}: fractions must be in (0, 1)")
+        return cls(epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size,
+                   max_length=config.max_length, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+                   contract=contract, attention_dropout=config.attention_dropout, precision=precision,
+                   checkpoints=tuple(sorted(config.checkpoints)), lora=lora)
+
+    def to_plan(self) -> dict:
+        values = dict(self.__dict__)
+        values["checkpoints"] = list(self.checkpoints)
+        return {k: v for k, v in values.items() if not (k in ("checkpoints", "lora") and not v)}
+
+    @classmethod
+    def from_plan(cls, training: dict) -> TrainingSettings:
+        return cls(**{**training, "checkpoints": tuple(training.get("checkpoints", ()))})
+
+    def fit_settings(self, member: dict) -> FitSettings:
+        return FitSettings(learning_rate=member["learning_rate"], batch_size=self.batch_size, epochs=self.epochs,
+                           max_steps=self.max_steps, seed=member["seed"], warmup_ratio=self.warmup_ratio,
+                           weight_decay=self.weight_decay, precision=self.precision)
 
 
 @dataclass(frozen=True)
@@ -45,7 +92,8 @@ def assign(values: tuple, n: int, how: str, rng: np.random.Generator) -> list:
     raise WarmError(f"--assign {how!r}: expected one of {', '.join(ASSIGNMENTS)}")
 
 
-def make_plan(config: TrainConfig, init_fingerprints: dict[str, str], data_info: dict, training: dict) -> dict:
+def make_plan(config: TrainConfig, init_fingerprints: dict[str, str], data_info: dict,
+              training: TrainingSettings) -> dict:
     """The plan as a JSON-able dict. `plan_hash` covers everything that changes what members learn."""
     if config.members < 1:
         raise WarmError(f"--members {config.members}: need at least 1")
@@ -66,7 +114,7 @@ def make_plan(config: TrainConfig, init_fingerprints: dict[str, str], data_info:
         ).to_dict()
         for i, (init, lr, dropout) in enumerate(zip(member_inits, lrs, dropouts))
     ]
-    body = {"data": data_info, "training": training, "members": members}
+    body = {"data": data_info, "training": training.to_plan(), "members": members}
     return {"plan_hash": sha256_json(body), **body, "warm_version": __version__, "created": timestamp()}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import click
 
 from warm.cli_util import user_errors
-from warm.config import _help, click_options, from_dict
+from warm.config import _help, click_options, column_field, from_dict, precision_field, trust_remote_code_field
 from warm.defaults import DEFAULT_BACKBONE
 from warm.errors import WarmError
 
@@ -28,9 +28,9 @@ class SFTConfig:
     text_fields: tuple[str, ...] = field(default=(), metadata=_help(
         "Columns making one sequence: the last is the response, the ones before it (joined by newlines) the "
         "prompt. Default: chosen/rejected pairs if present, else instruction,output, else text.", cli="csv"))
-    prompt_key: str = field(default="prompt", metadata=_help("Column holding the prompt (preference files)."))
-    chosen_key: str = field(default="chosen", metadata=_help("Column holding the preferred response (preference files)."))
-    rejected_key: str = field(default="rejected", metadata=_help("Column holding the other response (preference files)."))
+    prompt_key: str = column_field("prompt")
+    chosen_key: str = column_field("chosen")
+    rejected_key: str = column_field("rejected")
     objective: str = field(default="auto", metadata=_help(
         "auto, mlm or clm. auto: masked LM for encoders, causal LM for decoders (from the model config)."))
     lr: float = field(default=5e-5, metadata=_help(
@@ -42,10 +42,9 @@ class SFTConfig:
     warmup_ratio: float = field(default=0.1, metadata=_help("Fraction of steps with linear learning-rate warm-up."))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
     seed: int = field(default=0, metadata=_help("Seed of the data order, the masking and a newly drawn LM head."))
-    precision: str = field(default="auto", metadata=_help(
-        "auto, fp32 or bf16 (autocast; weights stay float32). auto = bf16 where the device supports it."))
+    precision: str = precision_field("Training", note="Weights stay float32 under bf16 autocast.")
     limit: int | None = field(default=None, metadata=_help("Use only the first N rows of the data."))
-    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoint (off by default)."))
+    trust_remote_code: bool = trust_remote_code_field()
     force: bool = field(default=False, metadata=_help("Replace checkpoints written by a run with other settings or data."))
 
     def __post_init__(self) -> None:

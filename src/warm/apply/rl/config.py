@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from warm.config import precision_field, trust_remote_code_field
 from warm.defaults import DEFAULT_POLICY
 from warm.errors import WarmError
 
@@ -53,11 +54,11 @@ class RLConfig:
     reward_max_length: int | None = field(default=None, metadata=_help(
         "Token budget per (prompt, response) for the rewards. Default: each reward model's own (its input contract)."))
     reward_batch_size: int = field(default=32, metadata=_help("Sequences per reward-model forward pass."))
-    precision: str = field(default="auto", metadata=_help(
-        "auto, fp32 or bf16 (autocast; weights stay float32). auto: bf16 on a GPU that supports it, float32 for "
-        "the policy on a CPU (reward models: bf16 where supported)."))
+    precision: str = precision_field("Policy and reward", note=(
+        "auto is float32 for the policy on a CPU, where bf16 is slower for generation (reward models: bf16 where "
+        "supported); weights stay float32 under bf16 autocast."))
     keep_checkpoints: int = field(default=2, metadata=_help("Checkpoints kept (the latest); 0 keeps all."))
-    trust_remote_code: bool = field(default=False, metadata=_help("Allow model code from the checkpoints."))
+    trust_remote_code: bool = trust_remote_code_field()
 
 
 def check_config(config: RLConfig) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import click
 
 from warm.cli_util import user_errors
-from warm.config import _help, click_options, force_field, from_dict, quiet_field
+from warm.config import _help, click_options, force_field, from_dict, quiet_field, trust_remote_code_field
 from warm.defaults import DEFAULT_POLICY
 
 PROMPTS_HELP = ("Prompts file (.jsonl, .jsonl.gz, .json, .parquet, .csv) with a prompt (or instruction, query) column "
@@ -37,8 +37,7 @@ class GenerateConfig:
         choices=("auto", "float32", "bfloat16", "float16")))
     device: str | None = field(default=None, metadata=_help("torch device. Default: cuda if available, else cpu."))
     force: bool = force_field("Clear OUT's samples and start again (needed to change settings).")
-    trust_remote_code: bool = field(default=False, metadata=_help(
-        "Allow model code from the checkpoint (off by default)."))
+    trust_remote_code: bool = trust_remote_code_field()
     quiet: bool = quiet_field()
 
 
