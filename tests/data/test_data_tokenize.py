@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from warm.data.formats import PreferenceData
-from warm.data.tokenize import encode_pair_checked, tokenize_pairs
+from warm.data.legacy_pairs import encode_pair_checked
+from warm.data.tokenize import tokenize_pairs
 from warm.errors import WarmError
 from warm.models.loading import load_encoder, load_tokenizer
 

@@ -16,7 +16,7 @@ from warm.data.formats import PreferenceData
 from warm.errors import WarmError
 from warm.evaluate.interpolation import check_lambdas, interpolated_state, lmc_curves
 from warm.evaluate.command import lmc_command
-from warm.evaluate.metrics import pairwise_correct
+from warm.metrics import pairwise_correct
 from warm.fileio import read_json
 from warm.merge.merge import merge_models
 from warm.merge.tensor_io import CheckpointReader

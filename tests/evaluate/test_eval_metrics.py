@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from warm.errors import WarmError
-from warm.evaluate.metrics import (
+from warm.metrics import (
     accuracy_summary,
     bootstrap_ci,
     length_adversarial_mask,
@@ -45,7 +45,7 @@ def test_bootstrap_ci_contains_mean_narrows_with_n_and_is_deterministic():
 
 
 def test_bootstrap_chunking_matches_a_single_draw(monkeypatch):
-    import warm.evaluate.metrics as metrics
+    import warm.metrics as metrics
 
     values = np.random.default_rng(0).random(50)
     whole = bootstrap_ci(values, n_boot=300, seed=7)

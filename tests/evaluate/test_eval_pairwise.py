@@ -9,7 +9,7 @@ from conftest import make_tiny_model_dir
 import warm.evaluate.pairwise as pairwise
 from warm.data.formats import PreferenceData
 from warm.errors import WarmError
-from warm.evaluate.metrics import pairwise_correct
+from warm.metrics import pairwise_correct
 from warm.evaluate.pairwise import evaluate
 from warm.models.loading import load_tokenizer
 from warm.score.scorer import RewardModelScorer

@@ -91,7 +91,7 @@ def test_greedy_soup_end_to_end_with_mergekit_config(noisy_members, tmp_path):
         str(Path(m).resolve()) for m in selected]
     # The recorded accuracy of the best member is what the scorer and the shared metric give it.
     from warm.data.formats import load_preferences
-    from warm.evaluate.metrics import pairwise_correct
+    from warm.metrics import pairwise_correct
     from warm.score.scorer import RewardModelScorer
 
     scorer = RewardModelScorer(soup["decisions"][0]["member"], max_length=32, precision="auto")  # as `warm eval`

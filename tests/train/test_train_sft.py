@@ -16,7 +16,8 @@ from warm.fileio import read_json
 from warm.train.init import build_init
 from warm.models.loading import load_tokenizer
 from warm.train.sft import checkpoint_dir, lm_objective, masked_lm_head, masked_positions_loss, run_sft
-from warm.train.sft_command import SFTConfig, sft_command
+from warm.train.sft_command import sft_command
+from warm.train.sft_config import SFTConfig
 from warm.train.sft_data import load_sequences
 from warm.rundir import SFT_FILE
 

@@ -18,7 +18,7 @@ from warm import __version__
 from warm.check.paths import PATHS, Skipped
 from warm.data.contract import CHAT_TEMPLATE
 from warm.errors import WarmError
-from warm.evaluate.metrics import rank_correlation
+from warm.metrics import rank_correlation
 from warm.rundir import timestamp
 
 TOLERANCE = 1e-4  # fp32 through different batching and code paths: far below any reward difference that matters

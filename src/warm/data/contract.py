@@ -201,7 +201,7 @@ class PairEncoder:
         if len(prompts) != len(responses):
             raise WarmError(f"prompts and responses differ in length: {len(prompts)}, {len(responses)}")
         if self.contract.rendering == LEGACY_RENDERING:
-            from warm.data.tokenize import encode_pair_checked
+            from warm.data.legacy_pairs import encode_pair_checked
 
             pairs = [encode_pair_checked(self.tokenizer, prompt_text(p), response_text(r), self.max_length)
                      for p, r in zip(prompts, responses)]

@@ -42,7 +42,7 @@ from warm import __version__
 from warm.data.formats import PreferenceData, load_preferences
 from warm.data.tokenize import TokenizedPairs, tokenize_pairs
 from warm.errors import WarmError
-from warm.evaluate.metrics import accuracy_summary, correlation, paired_bootstrap_diff, pairwise_correct, subset_masks
+from warm.metrics import accuracy_summary, correlation, paired_bootstrap_diff, pairwise_correct, subset_masks
 from warm.evaluate.pairwise import ALPHA, corrupted_mask
 from warm.fileio import write_json
 from warm.merge.checks import check_lineage, check_tensors

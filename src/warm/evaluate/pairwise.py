@@ -42,7 +42,7 @@ import numpy as np
 
 from warm.data.tokenize import TokenizedPairs
 from warm.errors import WarmError
-from warm.evaluate.metrics import (
+from warm.metrics import (
     accuracy_summary,
     subset_masks,
     length_baseline_correct,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from warm.data.formats import PreferenceData
-from warm.evaluate import metrics
-from warm.evaluate.metrics import accuracy_summary, length_baseline_correct, paired_bootstrap_diff, pairwise_correct
+from warm import metrics
+from warm.metrics import accuracy_summary, length_baseline_correct, paired_bootstrap_diff, pairwise_correct
 from warm.score.reductions import DEFAULT_LAM, reduce_scores
 
 Scores = tuple[np.ndarray, np.ndarray]  # (chosen rewards, rejected rewards) per pair
 
 
 def subset_masks(data: PreferenceData) -> dict[str, np.ndarray]:
-    """warm.evaluate.metrics.subset_masks; the corrupted/clean split only where some labels were swapped."""
+    """warm.metrics.subset_masks; the corrupted/clean split only where some labels were swapped."""
     corrupted = data.corrupted if data.corrupted is not None and any(data.corrupted) else None
     return metrics.subset_masks(data.chosen_texts(), data.rejected_texts(), corrupted)
 

@@ -116,7 +116,7 @@ class Workspace:
         """Shared inits from checkpoints of ONE continued-LM run (`warm sft`) on the training split's text: the
         Baklava variant's starting points. Only training instructions are used, so test text stays unseen."""
         from warm.train.sft import checkpoint_dir, run_sft
-        from warm.train.sft_command import SFTConfig
+        from warm.train.sft_config import SFTConfig
 
         t = self.config.training
         config = SFTConfig(out="", data=str(self.data_files()["train"]), save_steps=tuple(steps), model=t.model,

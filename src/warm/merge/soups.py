@@ -83,7 +83,7 @@ def _log(log: Log | None, message: str) -> None:
 
 
 class ValidationAccuracy:
-    """`accuracy_of` on real members: pairwise accuracy (warm.evaluate.metrics) of the soup's uniform average.
+    """`accuracy_of` on real members: pairwise accuracy (warm.metrics) of the soup's uniform average.
 
     A single full-weight member is scored in place; any other subset (including one LoRA adapter, which needs its
     base) is merged with merge_models into `work_dir`, scored, and deleted. Results are cached per subset.
@@ -113,7 +113,7 @@ class ValidationAccuracy:
         return self.cache[key]
 
     def _measure(self, subset: tuple[str, ...]) -> float:
-        from warm.evaluate.metrics import pairwise_correct
+        from warm.metrics import pairwise_correct
         from warm.merge.lora import is_adapter_dir
         from warm.merge.merge import merge_models
         from warm.score.scorer import RewardModelScorer

@@ -34,7 +34,7 @@ from warm import __version__
 from warm.config import to_dict
 from warm.data.contract import PairEncoder, new_contract
 from warm.errors import WarmError
-from warm.train.sft_command import SFTConfig
+from warm.train.sft_config import SFTConfig
 from warm.train.sft_data import load_sequences, texts_sha256
 from warm.train.checkpoints import SaveAtSteps
 from warm.fileio import atomic_directory, read_json, sha256_json, write_json

@@ -8,7 +8,7 @@ from warm.data.contract import canonical_key
 from warm.data.formats import load_preferences
 from warm.data.sources import read_dataset
 from warm.errors import WarmError
-from warm.train.sft_command import SFTConfig
+from warm.train.sft_config import SFTConfig
 
 POOL_FIELDS = ("instruction", "output")
 

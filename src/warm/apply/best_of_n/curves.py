@@ -19,7 +19,7 @@ from warm.apply.best_of_n.estimator import (
 )
 from warm.apply.best_of_n.candidates import CandidatePool
 from warm.errors import WarmError
-from warm.evaluate.metrics import bootstrap_ci, standard_error
+from warm.metrics import bootstrap_ci, standard_error
 
 ORACLE = "oracle (gold)"
 
@@ -142,7 +142,7 @@ def plot_bon(curves: dict, path, title: str | None = None):
 def paired_gold_difference(pool: CandidatePool, scores_a: np.ndarray, scores_b: np.ndarray, n: int,
                            n_boot: int = 1000, seed: int = 0) -> dict:
     """Mean over prompts of gold(A's BoN pick) - gold(B's), with a paired bootstrap interval over prompts."""
-    from warm.evaluate.metrics import paired_bootstrap_diff
+    from warm.metrics import paired_bootstrap_diff
 
     keep = [g for g in pool.groups if g.size >= n]
     a = [expected_value_at_n(np.asarray(scores_a)[g], pool.gold[g], n) for g in keep]

@@ -34,7 +34,7 @@ from transformers import TrainerCallback
 
 from warm.apply.sampling.prompts import encode_prompt
 from warm.apply.sampling.sampler import generation_config, row_seed, sample_batch
-from warm.evaluate.metrics import standard_error
+from warm.metrics import standard_error
 from warm.errors import WarmError
 from warm.fileio import atomic_file
 from warm.rundir import RLRun

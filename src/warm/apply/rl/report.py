@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from warm.errors import WarmError
-from warm.evaluate.metrics import standard_error
+from warm.metrics import standard_error
 from warm.fileio import read_json, write_json, write_text
 from warm.rundir import RLRun
 

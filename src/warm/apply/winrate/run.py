@@ -8,7 +8,7 @@ trained on WARM against policies trained on a single reward model, judged by a c
 - the judge (any scorer spec, or a callable `f(prompts, responses) -> floats`) scores every answer; per prompt and
   sample, A wins (1) if judge(A) > judge(B), ties count half (0.5), else 0; a prompt's score is its mean over samples;
 - the win rate is the mean over prompts, with a percentile bootstrap 95% interval over prompts
-  (`warm.evaluate.metrics.bootstrap_ci`).
+  (`warm.metrics.bootstrap_ci`).
 OUT/a/ and OUT/b/ are `warm generate` directories (samples.jsonl, generate.json: resumable, refused if settings
 change); OUT/winrate.json holds the result, the settings and every judged pair. A `warm rl` run directory given as a
 policy stands for its trained policy, RUN/final.
@@ -86,7 +86,7 @@ def _run(policy_a: str, policy_b: str, prompts, judge, judge_name: str, out: Pat
          force: bool, progress: bool, keep: bool = True) -> dict:
     from warm.apply.sampling.generate import generate_samples, read_samples
     from warm.apply.sampling.prompts import read_prompts
-    from warm.evaluate.metrics import bootstrap_ci
+    from warm.metrics import bootstrap_ci
 
     items = read_prompts(prompts, settings["limit"])
     paths = {"a": resolve_policy_dir(policy_a), "b": resolve_policy_dir(policy_b)}

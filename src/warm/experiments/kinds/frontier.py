@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warm.evaluate.metrics import length_baseline_correct
+from warm.metrics import length_baseline_correct
 from warm.experiments import analysis
 from warm.experiments.kinds.common import MemberGroup, diff_pct, parse_params, pct
 from warm.experiments.workspace import Workspace
