@@ -2,7 +2,8 @@
 # The RL comparison of docs/results/rl.md: a policy RL-fine-tuned against the single best member vs one against
 # WARM M=6 (both proxies trained on 25%-corrupted labels), judged by the control reward model.
 #
-#   bash experiments/rl.sh            # STEPS=80 by default; the CPU run of rl.md was cut at a checkpoint, see there
+#   bash experiments/rl.sh            # STEPS=50: rl.md as written (planned for 80, stopped and judged at step 50)
+#   STEPS=200 bash experiments/rl.sh  # longer: the runs resume from their last checkpoint on the same schedule
 #
 # Needs: `make policy` (SmolLM2-135M-Instruct), the corruption experiment's members and merge and the control
 # (`warm experiment experiments/corruption.yaml` then `warm experiment experiments/control_rm.yaml`). The two runs
@@ -10,7 +11,7 @@
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 OUT=${OUT:-runs/rl}
-STEPS=${STEPS:-80}
+STEPS=${STEPS:-50}
 WS=${WS:-runs/experiments}
 SINGLE=${SINGLE:?path of the best-validation corrupted member, e.g. $WS/members/<hash>/members/m00}
 WARM=${WARM:?path of the corrupted WARM M=6 merge, e.g. $WS/merged/<hash>}
@@ -26,9 +27,16 @@ for run in single warm6; do
   OMP_NUM_THREADS=1 $BIN/warm rl --reward "$reward" --control "$LIVE_JUDGE" --out "$OUT/$run" \
     --prompts "$OUT/train_prompts.jsonl" --eval-prompts "$OUT/eval_prompts.jsonl" --kl-coef 0.01 --steps "$STEPS" \
     --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr 1e-5 --reward-max-length 128 \
-    --keep-checkpoints 0 --quiet &
+    --keep-checkpoints 0 --resume --quiet &
 done
 wait
 $BIN/warm rl-report single="$OUT/single" warm6="$OUT/warm6" --control "$CONTROL" --max-length 128 --out "$OUT/report"
-$BIN/warm winrate "$OUT/warm6" "$OUT/single" --prompts "$OUT/heldout_prompts.jsonl" --judge "$CONTROL" \
-  --max-new-tokens 64 --judge-max-length 128 --samples 2 --batch-size 16 --out "$OUT/winrate-warm6-vs-single"
+# rl.md's three win rates: the two policies at the last step (final/ = checkpoint-STEPS), and each against the initial one
+INITIAL=packaged:smollm2-135m-instruct
+for pair in "warm6 single" "warm6 initial" "single initial"; do
+  set -- $pair
+  a=$([ $1 = initial ] && echo $INITIAL || echo "$OUT/$1/final")
+  b=$([ $2 = initial ] && echo $INITIAL || echo "$OUT/$2/final")
+  $BIN/warm winrate "$a" "$b" --prompts "$OUT/heldout_prompts.jsonl" --judge "$CONTROL" \
+    --max-new-tokens 64 --judge-max-length 128 --samples 2 --batch-size 16 --out "$OUT/winrate-$1-vs-$2"
+done

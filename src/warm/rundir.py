@@ -136,6 +136,20 @@ class GenerateRun:
         return self.root / "generate.json"
 
 
+@dataclass(frozen=True)
+class SFTRun:
+    """`warm sft`'s run directory: one HF checkpoint per save step (the Baklava variant's inits)."""
+
+    root: Path
+
+    def checkpoint(self, step: int) -> Path:
+        return self.root / f"step-{step:06d}"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.root / "sft.json"
+
+
 def changed_settings(old: dict, new: dict, unchecked: tuple[str, ...] = ()) -> list[str]:
     """"key=old, not new" for each setting of the run on disk that this one changes. A setting the old run does not
     record is not compared: it came with a later warm, and the old run goes on as it was."""

@@ -50,6 +50,20 @@ def test_prompts_smaller_than_n_are_left_out_of_that_n():
     assert [point_at(curves, "s", n)["gold"]["n_prompts"] for n in (1, 2, 4)] == [2, 2, 1]
 
 
+def test_the_gao_fit_uses_one_prompt_set_at_every_n():
+    # Prompt 0 (4 candidates) reaches N = 4; prompt 1 (2 candidates) does not, so the fit sees prompt 0 only.
+    rows = [{"prompt_id": 0, "prompt": "a", "candidate": f"x{c}", "gold": float(c)} for c in range(4)]
+    rows += [{"prompt_id": 1, "prompt": "b", "candidate": f"y{c}", "gold": 10.0 * c} for c in range(2)]
+    pool = candidate_pool_from_rows(rows)
+    ns = [1, 2, 4]
+    curves = bon_curves(pool, {"s": pool.gold}, ns, n_boot=50, oracle=False)
+    alone = bon_curves(pool.subset(pool.groups[0]), {"s": pool.gold[pool.groups[0]]}, ns, n_boot=50, oracle=False)
+    assert curves["fit_prompts"] == 1
+    assert curves["selectors"]["s"]["fit"] == pytest.approx(alone["selectors"]["s"]["fit"])
+    # while the points themselves still average every prompt that reaches each N
+    assert point_at(curves, "s", 2)["gain"]["mean"] != pytest.approx(point_at(alone, "s", 2)["gain"]["mean"])
+
+
 def test_candidate_files_name_the_missing_field(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"instruction_id": 1, "instruction": "q", "gold": 0.5}) + "\n")

@@ -99,14 +99,11 @@ def _as_table(name: str, build, rows: list[dict]):
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own type, datasets wraps it in others
         kinds: dict[str, tuple[str, int]] = {}
         for number, row in enumerate(rows, start=1):
-            for key, value in row.items():
-                if value is None:
-                    continue
-                kind = _JSON_KINDS.get(type(value), type(value).__name__)
-                first = kinds.setdefault(key, (kind, number))
-                if first[0] != kind:
-                    raise WarmError(f"{name}: row {number}: field '{key}' is {kind}, but {first[0]} in row "
-                                    f"{first[1]}") from None
+            clash = _kind_clash(kinds, row, number)
+            if clash:
+                key, kind, (first_kind, first_row) = clash
+                raise WarmError(f"{name}: row {number}: field '{key}' is {kind}, but {first_kind} in row "
+                                f"{first_row}") from None
         raise WarmError(f"{name}: cannot read ({error_summary(exc)})") from None
 
 
@@ -164,6 +161,18 @@ def check_utf8(name: str, path: Path) -> None:
 _JSON_KINDS = {str: "text", list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number"}
 
 
+def _kind_clash(kinds: dict[str, tuple[str, int]], row: dict, number: int):
+    """(field, kind, (first kind, first row)) when a field of `row` changes kind; records each field's first kind."""
+    for key, value in row.items():
+        if value is None:
+            continue
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        first = kinds.setdefault(key, (kind, number))
+        if first[0] != kind:
+            return key, kind, first
+    return None
+
+
 def diagnose_json(path: Path) -> str | None:
     """The first problem of a JSON or JSON-lines file, naming its line: invalid JSON, or a field whose kind changes
     from one row to another (which `datasets` reports as an Arrow schema error). None when none is found."""
@@ -183,13 +192,10 @@ def diagnose_json(path: Path) -> str | None:
             return f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
         if not isinstance(row, dict):
             return f"line {number}: expected a JSON object, got {_JSON_KINDS.get(type(row), 'null')}"
-        for key, value in row.items():
-            if value is None:
-                continue
-            kind = _JSON_KINDS.get(type(value), type(value).__name__)
-            first = kinds.setdefault(key, (kind, number))
-            if first[0] != kind:
-                return f"line {number}: field '{key}' is {kind}, but {first[0]} on line {first[1]}"
+        clash = _kind_clash(kinds, row, number)
+        if clash:
+            key, kind, (first_kind, first_line) = clash
+            return f"line {number}: field '{key}' is {kind}, but {first_kind} on line {first_line}"
     return None
 
 

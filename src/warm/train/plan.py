@@ -51,7 +51,7 @@ class TrainingSettings:
         return cls(epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size,
                    max_length=config.max_length, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
                    contract=contract, attention_dropout=config.attention_dropout, precision=precision,
-                   checkpoints=tuple(sorted(config.checkpoints)), lora=lora)
+                   checkpoints=tuple(sorted(config.checkpoints or ())), lora=lora)
 
     def to_plan(self) -> dict:
         values = dict(self.__dict__)

@@ -41,10 +41,10 @@ from warm.fileio import atomic_directory, read_json, sha256_json, write_json
 from warm.models.init import weights_fingerprint
 from warm.models.loading import quiet_transformers, load_tokenizer, resolve_model_path
 from warm.models.runtime import default_device, quiet, resolve_precision, trainer_arguments
-from warm.rundir import SFT_FILE, timestamp
+from warm.rundir import SFT_FILE, SFTRun, refuse_changed, timestamp
 
 def checkpoint_dir(out: str | Path, step: int) -> Path:
-    return Path(out) / f"step-{step:06d}"
+    return SFTRun(Path(out)).checkpoint(step)
 
 
 def lm_objective(model_config, requested: str = "auto") -> str:
@@ -232,7 +232,7 @@ def run_sft(config: SFTConfig, progress: bool = True) -> dict:
         "device": device, "threads": torch.get_num_threads() if device == "cpu" else None,
         "finished": timestamp(),
     }
-    write_json(out / "sft.json", payload)
+    write_json(SFTRun(out).summary_file, payload)
     return payload
 
 
@@ -246,7 +246,8 @@ def _kept_checkpoints(config: SFTConfig, run_key: str) -> dict[int, dict]:
         if not meta_path.exists() or config.force:
             continue
         meta = read_json(meta_path)
-        if meta.get("run_key") != run_key:
-            raise WarmError(f"{meta_path.parent}: written by a run with other settings or data; pass --force to replace it")
+        if meta.get("run_key") != run_key:  # the key hashes the settings, so which one changed is not known here
+            refuse_changed(meta_path.parent, ["other settings or data"], made="written by a run with",
+                           advice="pass --force to replace it")
         kept[step] = meta
     return kept

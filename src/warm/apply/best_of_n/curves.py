@@ -37,7 +37,8 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
     Per N: `gold` (mean gold of the pick), `gain` (gold(N) - gold(1), paired per prompt), `win_vs_random`
     (P(pick's gold > a random candidate's), ties half), `proxy` (the selector's own score of its pick, in
     standard deviations of its scores over all candidates: the over-optimisation side), and `win_vs_reference`
-    when a reference selector is named. Prompts with fewer than N candidates are left out of that N.
+    when a reference selector is named. Prompts with fewer than N candidates are left out of that N (each point
+    records its `n_prompts`); the Gao fit uses the `fit_prompts` prompts that reach the largest N, at every N.
     """
     if pool.gold is None:
         raise WarmError(f"{pool.source}: best-of-N needs a gold reward per candidate (a 'gold' column or --gold)")
@@ -47,6 +48,10 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
         if np.asarray(scores).shape != (len(pool),):
             raise WarmError(f"selector {name!r}: {np.asarray(scores).shape} scores for {len(pool)} candidates")
     ns = sorted({int(n) for n in ns})
+    # Prompts with fewer than N candidates drop out of that N, so each N may average a different prompt set; the
+    # Gao curve is fitted on one fixed set (the prompts that reach the largest N) so its shape is not a mix of sets.
+    reachable = [n for n in ns if any(g.size >= n for g in pool.groups)]
+    fit_prompts = [k for k, g in enumerate(pool.groups) if reachable and g.size >= reachable[-1]]
     all_selectors = dict(selectors)
     if oracle:
         all_selectors[ORACLE] = pool.gold
@@ -56,11 +61,11 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
     reference_scores = None if reference is None else np.asarray(selectors[reference], dtype=np.float64)
     result = {"ns": ns, "kl": [bon_kl(n) for n in ns], "reference": reference, "n_prompts": len(pool.groups),
               "pool_sizes": {"min": int(min(g.size for g in pool.groups)), "max": int(max(g.size for g in pool.groups))},
-              "selectors": {}}
+              "fit_prompts": len(fit_prompts), "selectors": {}}
     for name, scores in all_selectors.items():
         scores = np.asarray(scores, dtype=np.float64)
         scale = float(scores.std()) or 1.0
-        points = []
+        points, fit_gain = [], []
         for n in ns:
             keep = [k for k, g in enumerate(pool.groups) if g.size >= n]
             if not keep:
@@ -77,11 +82,12 @@ def bon_curves(pool: CandidatePool, selectors: dict[str, np.ndarray], ns: list[i
                 if reference_scores is not None:
                     picks["win_vs_reference"].append(
                         pairwise_win_probability(scores[g], reference_scores[g], gold[g], n))
+            gain_of = dict(zip(keep, picks["gain"]))
+            fit_gain.append(float(np.mean([gain_of[k] for k in fit_prompts])))
             point = {"n": n, "kl": bon_kl(n)}
             point.update({key: _summary(v, n_boot, seed) for key, v in picks.items() if v})
             points.append(point)
-        fit = fit_gao(np.array([p["kl"] for p in points]), np.array([p["gain"]["mean"] for p in points])) \
-            if len(points) >= 2 else None
+        fit = fit_gao(np.array([p["kl"] for p in points]), np.array(fit_gain)) if len(points) >= 2 else None
         result["selectors"][name] = {"points": points, "fit": fit}
     return result
 
