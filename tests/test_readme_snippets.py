@@ -22,7 +22,7 @@ QUESTION, ANSWER = "How do I boil an egg?", "Put it in boiling water for 8 minut
 def snippets() -> dict[str, str]:
     text = README.read_text()
     found = dict(re.findall(r"<!-- tested: (\w+) -->\n```\w+\n(.*?)```", text, flags=re.S))
-    assert set(found) == {"check", "transformers", "pipeline", "openrlhf", "trl"}
+    assert set(found) == {"check", "transformers", "pipeline", "openrlhf", "trl", "members", "monitor"}
     return found
 
 
@@ -92,3 +92,55 @@ def test_trl_snippet_trains_against_warms_reward(trained_merges, tmp_path, monke
     exec(code, namespace)  # noqa: S102
     logged = [row for row in namespace["trainer"].state.log_history if "rewards/warm/mean" in row]
     assert logged and np.isfinite(logged[0]["rewards/warm/mean"])
+
+
+def test_members_snippet_serves_the_members_disagreement(trained_merges, monkeypatch):
+    import json
+
+    import uvicorn
+
+    model, _ = trained_merges["encoder"]
+    serve, curl = snippets()["members"].strip().splitlines()
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda served, **kw: captured.update(app=served, **kw))
+    result = CliRunner().invoke(app, shlex.split(serve.replace("runs/demo/warm", str(model)))[1:])
+    assert result.exit_code == 0, result.output
+    request = json.loads(shlex.split(curl)[-1])
+    assert curl.startswith(f"curl -s 127.0.0.1:{captured['port']}/v1/score")
+    with TestClient(captured["app"]) as client:
+        reply = client.post("/v1/score", json=request).json()
+    assert reply["rewards"][0] == pytest.approx(warm_reward(model, "2+2?", "4"), abs=1e-6)
+    members = np.array(reply["members"])
+    assert members.shape == (2, 1) and reply["std"][0] == pytest.approx(members.std(), rel=1e-5)
+    assert reply["warm_minus_mean"][0] == pytest.approx(reply["rewards"][0] - members.mean(), rel=1e-4, abs=1e-6)
+
+
+def test_monitor_snippet_probes_and_logs_through_trl(trained_merges, tmp_path, monkeypatch, one_thread):
+    import trl
+
+    from warm.data.formats import load_preferences
+    from warm.score.uncertainty import calibrate_disagreement, members_scorer
+
+    model, pairs = trained_merges["encoder"]
+    real_config = trl.GRPOConfig
+
+    def small(**kwargs):  # the snippet's config, cut to two short steps for the test
+        kwargs["output_dir"] = str(tmp_path / "grpo")
+        return real_config(**kwargs, max_steps=2, per_device_train_batch_size=4, num_generations=2,
+                           max_completion_length=4, use_cpu=True, report_to=[], bf16=False, save_strategy="no",
+                           disable_tqdm=True, logging_steps=1)
+
+    monkeypatch.setattr(trl, "GRPOConfig", small)
+    code = (snippets()["monitor"].replace("runs/demo/warm", str(model)).replace("every=10", "every=1")
+            .replace("runs/demo/data/eval_id.jsonl.gz", str(pairs))
+            .replace("path/to/policy", str(trained_merges["policy"])))
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102
+    monitor = namespace["monitor"]
+    assert [row["step"] for row in monitor.history] == [0, 1, 2]
+    assert monitor.history[0]["kl"] == 0.0 and all(row["member_std"] > 0 for row in monitor.history)
+    expected = calibrate_disagreement(members_scorer(str(model)), load_preferences(str(pairs)), 0.95)
+    assert monitor.threshold == pytest.approx(expected, rel=1e-5)
+    history = namespace["trainer"].state.log_history
+    assert [row["step"] for row in history if "monitor/member_std" in row] == [0, 1, 2]  # beside TRL's metrics
+    assert [row["step"] for row in history if "rewards/warm/mean" in row] == [1, 2]

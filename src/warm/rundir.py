@@ -116,6 +116,10 @@ class RLRun:
     def train_log_file(self) -> Path:
         return self.root / "train_log.jsonl"
 
+    @property
+    def monitor_file(self) -> Path:  # the reward-hacking monitor's probes (warm.apply.rl.monitor)
+        return self.root / "monitor.jsonl"
+
     def policy(self) -> Path:
         """The policy the run stands for: its final/ directory, once there is one."""
         return self.final

@@ -4,7 +4,8 @@ Endpoints (README, "Serving"):
     POST /get_reward   OpenRLHF's remote reward model API: {"query": [...], "prompts"?: [...], "labels"?: [...]}
                        -> {"rewards": [...], "scores": [...], "extra_logs": {...}}
     POST /v1/score     {"pairs": [{"prompt", "response"}, ...], "return_members"?: bool} -> {"rewards": [...],
-                       and with return_members: "member_names", "members" (M x N) and "std" (N)}
+                       and with return_members: "member_names", "members" (M x N) and "std" (N); a WARM merge
+                       served with --members adds "warm_minus_mean" (N) and scores its members only then}
     GET  /health       liveness and batcher counters; never needs the key (for load balancers and probes)
     GET  /v1/info      what is served: spec, kind, members, WARM merge weights, limits, precision, version
 
@@ -27,8 +28,9 @@ from warm.serve.batcher import BatcherClosed, MicroBatcher
 from warm.serve.bodies import (
     ApiError, RewardRequest, ScoreRequest, parse_body, read_body, reward_request_pairs, score_request_pairs,
 )
+from warm.score.uncertainty import Uncertainty
 from warm.serve.rendered_queries import PolicyChatFormat
-from warm.serve.scoring import describe, is_ensemble, make_score_fn, member_names
+from warm.serve.scoring import describe, is_ensemble, make_score_fn, member_names, on_demand
 from warm.serve.settings import ServeSettings
 
 log = logging.getLogger("warm.serve")
@@ -73,6 +75,7 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
     info = {**describe(scorer, settings), "policy_template": policy is not None}
     names = member_names(scorer)
     ensemble = is_ensemble(scorer)
+    with_members = on_demand(scorer)  # a WARM merge whose members score only when asked (--members)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -103,10 +106,11 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.payload(), status_code=exc.status, headers=exc.headers)
 
-    async def score(pairs: list[tuple[str, str]]) -> np.ndarray:
-        """[N, 1 + M] rows through the batcher: the reward, then each member's."""
+    async def score(pairs: list[tuple[str, str]], members: bool = False) -> np.ndarray:
+        """[N, 1 + M] rows through the batcher: the reward, then each member's (NaN where an on-demand scorer was
+        not asked for them)."""
         try:
-            rows = await batcher.submit(pairs)
+            rows = await batcher.submit([(prompt, response, members) for prompt, response in pairs])
         except BatcherClosed as exc:
             raise ApiError(503, str(exc)) from None
         except Exception as exc:  # the scorer failed on this request: report it, keep serving the others
@@ -114,19 +118,28 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
             raise ApiError(500, f"scoring failed: {type(exc).__name__}: {exc}") from None
         return np.asarray(rows, dtype=np.float32).reshape(len(pairs), -1)
 
-    def disagreement(rows: np.ndarray) -> list[float]:
-        # Population std over members, the convention of warm.score.reductions (0 for one model).
-        return rows[:, 1:].std(axis=1).tolist()
+    def disagreement(rows: np.ndarray) -> dict[str, list[float]]:
+        # Population std over members, the convention of warm.score.reductions (0 for one model); for a WARM
+        # merge and its members, also WARM minus the members' mean (warm.score.uncertainty).
+        if with_members:
+            spread = Uncertainty(rows[:, 0].astype(np.float64), rows[:, 1:].T.astype(np.float64), scorer.weights)
+            return {"std": spread.member_std.tolist(), "warm_minus_mean": spread.warm_minus_mean.tolist()}
+        return {"std": rows[:, 1:].std(axis=1).tolist()}
 
     @app.post("/get_reward", dependencies=authorised)
     async def get_reward(request: Request) -> JSONResponse:
         body = parse_body(RewardRequest, await read_body(request, settings.max_body_bytes))
         split = reward_request_pairs(body, settings, policy)
-        rows = await score([(prompt, response) for prompt, response, _ in split])
+        # OpenRLHF cannot ask for the members per request: with --members, every item gets them.
+        rows = await score([(prompt, response) for prompt, response, _ in split], members=with_members)
         rewards = rows[:, 0].tolist()
         # OpenRLHF logs each extra_logs entry (one value per item) to its tracker: the members' disagreement, and
         # whether each query was split into its turns (a fallback to the whole query shows there, not silently).
-        extra = {"member_std": disagreement(rows)} if ensemble else {}
+        extra = {}
+        if ensemble or with_members:
+            spread = disagreement(rows)
+            extra["member_std"] = spread.pop("std")
+            extra.update(spread)
         if body.prompts is not None or policy is not None:
             extra["prompt_split"] = [0.0 if how == "none" else 1.0 for _, _, how in split]
         if policy is not None:  # read back from the policy's chat template into the plain turns
@@ -136,10 +149,10 @@ def create_app(scorer, settings: ServeSettings | None = None, policy: PolicyChat
     @app.post("/v1/score", dependencies=authorised)
     async def score_pairs(request: Request) -> JSONResponse:
         body = parse_body(ScoreRequest, await read_body(request, settings.max_body_bytes))
-        rows = await score(score_request_pairs(body, settings))
+        rows = await score(score_request_pairs(body, settings), members=body.return_members)
         out: dict = {"rewards": rows[:, 0].tolist()}
         if body.return_members:
-            out.update(member_names=names, members=rows[:, 1:].T.tolist(), std=disagreement(rows))
+            out.update(member_names=names, members=rows[:, 1:].T.tolist(), **disagreement(rows))
         return JSONResponse(out)
 
     @app.get("/health")

@@ -45,7 +45,7 @@ def serve_command(**options) -> None:
 
     policy = load_policy_format(settings.policy_tokenizer) if settings.policy_tokenizer else None
     scorer = load_scorer(settings.spec, max_batch=settings.max_batch, max_length=settings.max_length,
-                         precision=settings.precision, device=settings.device)
+                         precision=settings.precision, device=settings.device, members=settings.members)
     app = create_app(scorer, settings, policy)
     click.echo(f"serving {scorer.name} on http://{settings.host}:{settings.port} (POST /get_reward, /v1/score; "
                "GET /health, /v1/info)", err=True)

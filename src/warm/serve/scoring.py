@@ -4,6 +4,9 @@ Scores are the offline scorer's: each member encodes the pairs by its own input 
 scores them (`score_members`), then the ensemble's reduction applies (`warm.score.reductions.reduce_scores`, which is
 exactly how `EnsembleScorer.score_texts` reduces). The member rows are always kept: they were computed anyway, and a
 micro-batch mixes requests that asked for them with requests that did not.
+
+A WARM merge served with `--members` (warm.score.uncertainty) is the exception: it costs one forward pass per item,
+and its members score only the items whose request asked for them (their columns are NaN for the others).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from warm.errors import WarmError
 from warm.fileio import read_json
 from warm.models.loading import resolve_model_path
 from warm.score.reductions import reduce_scores
-from warm.score.spec import parse_scorer_spec
+from warm.score.spec import describe_spec, parse_scorer_spec
+from warm.score.uncertainty import MemberUncertaintyScorer
 from warm.serve.settings import ServeSettings
 from warm.rundir import MERGE_FILE
 
@@ -30,14 +34,22 @@ def is_ensemble(scorer) -> bool:
     return hasattr(scorer, "reduction") and hasattr(scorer, "members")
 
 
-def make_score_fn(scorer) -> Callable[[list[tuple[str, str]]], np.ndarray]:
-    """fn(pairs) -> float32 [N, 1 + M]: column 0 the reward, then one column per member (M = 1 for one model).
+def on_demand(scorer) -> bool:
+    """A WARM model whose members score only when asked (`warm serve --members`)."""
+    return isinstance(scorer, MemberUncertaintyScorer)
 
-    Runs on the batcher's worker thread, tokenisation included, so the event loop never tokenises.
+
+def make_score_fn(scorer) -> Callable[[list[tuple]], np.ndarray]:
+    """fn(items) -> float32 [N, 1 + M]: column 0 the reward, then one column per member (M = 1 for one model).
+
+    An item is (prompt, response) or (prompt, response, members wanted). Runs on the batcher's worker thread,
+    tokenisation included, so the event loop never tokenises.
     """
+    if on_demand(scorer):
+        return _on_demand_score_fn(scorer)
 
-    def score(pairs: list[tuple[str, str]]) -> np.ndarray:
-        members = np.asarray(scorer.score_members([p for p, _ in pairs], [r for _, r in pairs]), dtype=np.float32)
+    def score(pairs: list[tuple]) -> np.ndarray:
+        members = np.asarray(scorer.score_members([p[0] for p in pairs], [p[1] for p in pairs]), dtype=np.float32)
         if is_ensemble(scorer):
             reward = reduce_scores(members, scorer.reduction, scorer.lam).astype(np.float32)
         else:
@@ -47,8 +59,20 @@ def make_score_fn(scorer) -> Callable[[list[tuple[str, str]]], np.ndarray]:
     return score
 
 
+def _on_demand_score_fn(scorer: MemberUncertaintyScorer) -> Callable[[list[tuple]], np.ndarray]:
+    def score(items: list[tuple]) -> np.ndarray:
+        rows = np.full((len(items), 1 + len(scorer.members)), np.nan, dtype=np.float32)
+        rows[:, 0] = scorer.score_texts([item[0] for item in items], [item[1] for item in items])
+        wanted = [i for i, item in enumerate(items) if len(item) > 2 and item[2]]
+        if wanted:  # M more forward passes, for these items only
+            rows[wanted, 1:] = scorer.score_members([items[i][0] for i in wanted], [items[i][1] for i in wanted]).T
+        return rows
+
+    return score
+
+
 def member_scorers(scorer) -> list:
-    return list(scorer.members) if is_ensemble(scorer) else [scorer]
+    return list(scorer.members) if is_ensemble(scorer) or on_demand(scorer) else [scorer]
 
 
 def member_names(scorer) -> list[str]:
@@ -77,7 +101,10 @@ def _merge_record(path: str | None) -> dict | None:
 def describe(scorer, settings: ServeSettings) -> dict:
     """The /v1/info payload: what is served, how, and within which limits (computed once, at start-up)."""
     members = member_scorers(scorer)
-    first = members[0]
+    first = getattr(scorer, "warm", members[0])
+    extra = {}
+    if on_demand(scorer):  # the WARM model itself, then its members (scored only when a request asks)
+        extra = {"merge": _merge_record(scorer.path), "forward_passes_with_members": 1 + len(members)}
     return {
         "spec": settings.spec or scorer.name,
         "name": scorer.name,
@@ -88,7 +115,8 @@ def describe(scorer, settings: ServeSettings) -> dict:
             {"name": name, "path": getattr(m, "path", None), "merge": _merge_record(getattr(m, "path", None))}
             for name, m in zip(member_names(scorer), members)
         ],
-        "forward_passes_per_item": len(members),
+        "forward_passes_per_item": 1 if on_demand(scorer) else len(members),
+        **extra,
         "max_length": scorer.max_length,
         "contracts": [m.encoder.contract.to_json() for m in members if hasattr(m, "encoder")],
         "precision": getattr(first, "precision", None),
@@ -103,15 +131,23 @@ def describe(scorer, settings: ServeSettings) -> dict:
     }
 
 
-def load_scorer(spec: str, *, max_batch: int, max_length: int | None, precision: str, device: str | None):
+def load_scorer(spec: str, *, max_batch: int, max_length: int | None, precision: str, device: str | None,
+                members: bool = False):
     """The scorer `spec` names, with one forward batch per micro-batch, warmed up.
 
     `max_length` None reads each model by its own contract (the length it was trained with); the scorer refuses a
     length beyond a model's positions at load time, not per request. The warm-up pays oneDNN's first-call set-up
-    before the first client does.
+    before the first client does. `members`: a WARM merge's members are loaded too, scored on demand.
     """
-    scorer = parse_scorer_spec(spec, batch_size=max_batch, max_length=max_length, precision=precision, device=device)
-    make_score_fn(scorer)([("warm-up", "warm-up")])
+    options = {"batch_size": max_batch, "max_length": max_length, "precision": precision, "device": device}
+    if members:
+        if describe_spec(spec)["kind"] != "model":
+            raise WarmError(f"--members: {spec!r} is an ensemble, whose members are scored with every item already "
+                            "(ask /v1/score for return_members); --members is for one WARM merge directory")
+        scorer = MemberUncertaintyScorer(spec, **options)
+    else:
+        scorer = parse_scorer_spec(spec, **options)
+    make_score_fn(scorer)([("warm-up", "warm-up", True)])
     return scorer
 
 

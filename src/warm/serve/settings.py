@@ -23,6 +23,10 @@ class ServeSettings:
     spec: str = field(default="", metadata=_help(
         "What to serve: DIR, DIR1,DIR2 (mean ensemble), min:DIR1,DIR2 or mean_minus_std=0.5:DIR1,DIR2.",
         cli="argument"))
+    members: bool = field(default=False, metadata=_help(
+        "SPEC is a WARM merge: also load the members its warm_merge.json lists, for their disagreement next to the "
+        "reward (std, WARM minus their mean): in /v1/score when a request sets return_members (one forward pass "
+        "per item otherwise), and in every /get_reward's extra_logs (OpenRLHF cannot ask; 1 + M passes per item)."))
     host: str = field(default="127.0.0.1", metadata=_help(
         "Address to bind. Loopback by default; binding another address without --api-key warns."))
     port: int = field(default=5000, metadata=_help("TCP port (OpenRLHF's examples use 5000)."))

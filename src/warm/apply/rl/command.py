@@ -28,3 +28,7 @@ def rl_command(resume, force, quiet, **options) -> None:
         summary += f", control {last['control_reward']:.4g}"
     summary += f", KL {last.get('kl', float('nan')):.4g}, {last.get('response_tokens', float('nan')):.3g} tokens"
     click.echo(f"{summary}; policy in {metrics['final']}")
+    alarm = (metrics.get("monitor") or {}).get("alarm")
+    if alarm:  # the monitor's verdict, with where to go back to
+        click.echo(f"monitor at step {alarm['step']}: {alarm['reason']}; last good checkpoint: "
+                   f"{alarm['last_good_checkpoint'] or 'none kept (the initial policy, or --keep-checkpoints 0)'}")

@@ -59,6 +59,36 @@ class RLConfig:
         "supported); weights stay float32 under bf16 autocast."))
     keep_checkpoints: int = field(default=2, metadata=_help("Checkpoints kept (the latest); 0 keeps all."))
     trust_remote_code: bool = trust_remote_code_field()
+    # The reward-hacking monitor (warm.apply.rl.monitor; its rules and their defaults: warm.apply.rl.alarms).
+    monitor_every: int = field(default=0, metadata=_help(
+        "Run the reward-hacking monitor every K steps (and at 0): a fixed probe of held-out prompts answered by the "
+        "policy, scored by the proxy, its members' disagreement and the control, with the KL; logged with TRL's "
+        "metrics (monitor/*) and to OUT/monitor.jsonl. 0: off."))
+    monitor_prompts: int = field(default=16, metadata=_help(
+        "Probe size: the first N held-out prompts (members score these only, never the rollouts)."))
+    monitor_members: str | None = field(default=None, metadata=_help(
+        "Members whose disagreement the monitor measures (a scorer spec: DIR1,DIR2,...), or none. Default: the "
+        "proxy's own: an ensemble's members, or those a WARM merge lists in its warm_merge.json."))
+    monitor_calibration: str | None = field(default=None, metadata=_help(
+        "Held-out preference pairs on which the members' usual disagreement is measured (its --monitor-quantile is "
+        "the threshold). Default: the initial policy's own probe responses."))
+    monitor_quantile: float = field(default=0.95, metadata=_help(
+        "Quantile of the members' std (on the calibration) beyond which a response counts as out of their data."))
+    monitor_fraction: float = field(default=0.25, metadata=_help(
+        "Alarm when the share of probe responses beyond that threshold has risen by this much since step 0."))
+    monitor_window: int = field(default=4, metadata=_help(
+        "Probes over which the control's and the proxy's slopes are fitted (alarm: control falls, proxy rises)."))
+    monitor_z: float = field(default=3.0, metadata=_help(
+        "Standard errors (over probe prompts) by which the control's slope must be below zero."))
+    monitor_patience: int = field(default=2, metadata=_help("Consecutive probes a rule must hold to raise the alarm."))
+    stop_on_hacking: bool = field(default=False, metadata=_help(
+        "Stop training when the monitor raises its alarm (the last good checkpoint is in metrics.json)."))
+
+    def alarm_rules(self):
+        from warm.apply.rl.alarms import AlarmRules
+
+        return AlarmRules(window=self.monitor_window, z=self.monitor_z, patience=self.monitor_patience,
+                          quantile=self.monitor_quantile, fraction=self.monitor_fraction)
 
 
 def check_config(config: RLConfig) -> None:
@@ -79,3 +109,9 @@ def check_config(config: RLConfig) -> None:
         raise WarmError("lora_r and keep_checkpoints must be >= 0")
     if not config.lr > 0:
         raise WarmError(f"lr must be positive, got {config.lr}")
+    if config.monitor_every < 0 or config.monitor_prompts < 1:
+        raise WarmError(f"monitor_every must be >= 0 and monitor_prompts >= 1, got {config.monitor_every} and "
+                        f"{config.monitor_prompts}")
+    if config.stop_on_hacking and not config.monitor_every:
+        raise WarmError("stop_on_hacking needs the monitor: pass --monitor-every K")
+    config.alarm_rules()  # its own checks of the rules' bounds

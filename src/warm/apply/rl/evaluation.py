@@ -21,19 +21,18 @@ Every `every` steps (and at step 0, before any update, and at the last step), `R
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from warm.apply.sampling.prompts import encode_prompt
-from warm.apply.sampling.sampler import generation_config, row_seed, sample_batch
+# The sampling and the KL live in warm.apply.rl.probe (shared with the monitor); importers of these two from here
+# keep working.
+from warm.apply.rl.probe import PolicyProbe, is_peft, response_logps  # noqa: F401
 from warm.metrics import standard_error
 from warm.errors import WarmError
 from warm.fileio import atomic_file
@@ -85,46 +84,6 @@ def append_rows(path: Path, rows: list[dict]) -> None:
         os.fsync(handle.fileno())
 
 
-# --- log-probabilities and KL ----------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def response_logps(model, prompts: list[list[int]], responses: list[list[int]], temperature: float,
-                   batch_size: int = 16) -> np.ndarray:
-    """Per row, the sum over response tokens of log p(token | prompt, earlier tokens) with logits / temperature.
-
-    Rows are right-padded (positions start at 0 for every row, as in left-padded generation, where transformers
-    derives positions from the attention mask), so a row's value does not depend on its batch neighbours.
-    """
-    device = next(model.parameters()).device
-    pad = 0
-    out = np.zeros(len(prompts), dtype=np.float64)
-    for start in range(0, len(prompts), batch_size):
-        rows = list(range(start, min(start + batch_size, len(prompts))))
-        seqs = [prompts[i] + responses[i] for i in rows]
-        width = max(map(len, seqs))
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, seq in enumerate(seqs):
-            input_ids[j, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention_mask[j, :len(seq)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-        for j, i in enumerate(rows):
-            n_prompt, n_response = len(prompts[i]), len(responses[i])
-            if n_response == 0:
-                continue
-            # logits at position t predict token t + 1: the response's tokens are predicted from n_prompt - 1 on
-            scores = logits[j, n_prompt - 1:n_prompt - 1 + n_response].float() / temperature
-            targets = torch.tensor(responses[i], device=scores.device)
-            picked = scores.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(scores, dim=-1)
-            out[i] = float(picked.sum())
-    return out
-
-
-def is_peft(model) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
-
-
 # --- the callback -----------------------------------------------------------------------------------------------------
 
 
@@ -136,24 +95,16 @@ class RLEvalCallback(TrainerCallback):
                  progress: bool = True, source: str = "eval prompts") -> None:
         self.run, self.items, self.tokenizer = RLRun(Path(out)), items, tokenizer
         self.proxy, self.control = proxy, control
-        self.every, self.temperature, self.max_new_tokens = every, temperature, max_new_tokens
-        self.batch_size, self.total_steps, self.progress = batch_size, total_steps, progress
-        self.encoded = [encode_prompt(tokenizer, item, source) for item in items]
-        self.seeds = [row_seed(seed, item["prompt_id"], 0) for item in items]
-        self.ref = None  # the initial policy (None with LoRA: the adapter is switched off instead)
+        self.every, self.total_steps, self.progress = every, total_steps, progress
+        self.probe = PolicyProbe(items, tokenizer, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                                 batch_size=batch_size, source=source)
         self.bar = None
         self.started = time.perf_counter()
         self.rows = []
 
     def bind(self, trainer) -> None:
-        """Take the initial policy for the KL: TRL's reference model when it keeps one (kl_coef > 0, no LoRA), the
-        base model under the LoRA adapter, else a frozen copy made now, before any update or checkpoint load."""
-        if is_peft(trainer.model):
-            self.ref = None
-        elif getattr(trainer, "ref_model", None) is not None:
-            self.ref = trainer.ref_model
-        else:
-            self.ref = copy.deepcopy(trainer.model).eval().requires_grad_(False)
+        """Take the initial policy for the KL (PolicyProbe.bind), before any update or checkpoint load."""
+        self.probe.bind(trainer)
 
     def load_done(self, resume_step: int) -> None:
         """Forget rows after `resume_step` (see keep_rows_up_to) and remember which steps are evaluated."""
@@ -199,24 +150,11 @@ class RLEvalCallback(TrainerCallback):
 
     def evaluate(self, model, step: int) -> dict:
         started = time.perf_counter()
-        was_training = model.training
-        model.eval()
-        try:
-            responses, finished = self._sample(model)
-            texts = [self.tokenizer.decode(ids[:-1] if done else ids, skip_special_tokens=True)
-                     for ids, done in zip(responses, finished)]
-            logp = response_logps(model, self.encoded, responses, self.temperature, self.batch_size)
-            if self.ref is None:
-                with model.disable_adapter():
-                    ref_logp = response_logps(model, self.encoded, responses, self.temperature, self.batch_size)
-            else:
-                ref_logp = response_logps(self.ref, self.encoded, responses, self.temperature, self.batch_size)
-        finally:
-            model.train(was_training)
-        prompts = [item["prompt"] for item in self.items]
+        probe = self.probe.sample(model)
+        texts, responses, finished, kl = probe.texts, probe.ids, probe.finished, probe.kl
+        prompts = self.probe.prompts
         proxy = self.proxy.score(prompts, texts)
         control = self.control.score(prompts, texts) if self.control is not None else None
-        kl = logp - ref_logp
         lengths = np.array([len(ids) for ids in responses], dtype=np.float64)
         row = {"step": step, "proxy_reward": _mean(proxy), "proxy_reward_sem": standard_error(proxy),
                "control_reward": None if control is None else _mean(control),
@@ -234,18 +172,6 @@ class RLEvalCallback(TrainerCallback):
         self.rows.append(row)
         self._show(row)
         return row
-
-    def _sample(self, model) -> tuple[list[list[int]], list[bool]]:
-        device = next(model.parameters()).device
-        settings = generation_config(model, self.tokenizer, self.max_new_tokens)
-        responses, finished = [], []
-        for start in range(0, len(self.encoded), self.batch_size):
-            stop = start + self.batch_size
-            for ids, done in sample_batch(model, self.encoded[start:stop], self.seeds[start:stop], self.temperature,
-                                           1.0, settings, device):
-                responses.append(ids)
-                finished.append(done)
-        return responses, finished
 
     def _show(self, row: dict) -> None:
         if self.bar is None:

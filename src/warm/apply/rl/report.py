@@ -6,7 +6,8 @@ its responses (RUN/eval_samples.jsonl), so a control given here rescores them: t
 after the runs, and no policy is sampled again. Without `--control`, the control scores the runs recorded live
 are used. Per run and evaluation step: proxy reward, control reward (mean ± standard error over the held-out
 prompts), KL to the initial policy and response length; the control's peak; a figure (proxy and control against
-step, control against KL) and a markdown table. OUT/rl_report.json, rl_report.png, report.md.
+step, control against KL) and a markdown table. OUT/rl_report.json, rl_report.png, report.md. Runs made with the
+reward-hacking monitor add its curves and alarm (warm.apply.rl.monitor_report).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from warm.apply.rl.monitor_report import monitor_curves, monitor_markdown, plot_monitor
 from warm.errors import WarmError
 from warm.metrics import standard_error
 from warm.fileio import read_json, write_json, write_text
@@ -82,7 +84,7 @@ def rl_report(runs: dict[str, str], out: str | Path, control: str | None = None,
         peak = max(steps, key=lambda row: row["control"])
         per_run[name] = {"run": str(run_dir), "steps": steps,
                          "peak": {"step": peak["step"], "control": peak["control"], "kl": peak["kl"]},
-                         "last": steps[-1]}
+                         "last": steps[-1], "monitor": monitor_curves(run_dir)}
     payload = {"control": control or "recorded during the runs", "runs": per_run}
     out = Path(out)
     write_json(out / REPORT_FILE, payload)
@@ -105,7 +107,7 @@ def markdown_report(payload: dict) -> str:
         peak, last = run["peak"], run["last"]
         lines.append(f"| {name} | {peak['control']:+.3f} (step {peak['step']}, KL {peak['kl']:.2f}) | "
                      f"{last['control']:+.3f} at step {last['step']}, KL {last['kl']:.2f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + monitor_markdown(payload)
 
 
 def plot_report(payload: dict, path: Path) -> Path:
@@ -116,9 +118,11 @@ def plot_report(payload: dict, path: Path) -> Path:
 
     from warm.report.figures import save_figure
 
-    fig = Figure(figsize=(15, 4.2), layout="tight")
+    monitored = any(run.get("monitor") for run in payload["runs"].values())
+    fig = Figure(figsize=(20 if monitored else 15, 4.2), layout="tight")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, 4 if monitored else 3)
+    colors = {}
     for name, run in payload["runs"].items():
         steps = run["steps"]
         x = [row["step"] for row in steps]
@@ -127,6 +131,7 @@ def plot_report(payload: dict, path: Path) -> Path:
             err = np.array([row[f"{key}_sem"] for row in steps])
             (line,) = ax.plot(x, y, marker="o", label=name)
             ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.15)
+            colors[name] = line.get_color()
         # the KL need not grow monotonically between evaluations: points with error bars, joined in step order
         axes[2].errorbar([row["kl"] for row in steps], [row["control"] for row in steps],
                          yerr=[row["control_sem"] for row in steps], marker="o", capsize=3, alpha=0.85,
@@ -137,5 +142,7 @@ def plot_report(payload: dict, path: Path) -> Path:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend()
+    if monitored:
+        plot_monitor(axes, payload, colors)
     save_figure(fig, path, dpi=120)
     return path

@@ -23,6 +23,8 @@ OUT/ holds: rl_config.json (written first: the options and what they resolved to
 evaluation), eval_samples.jsonl (the evaluated responses), train_log.jsonl (TRL's per-step logs: reward, kl,
 lengths), checkpoints/checkpoint-N (Trainer checkpoints every --eval-every steps, the last --keep-checkpoints kept),
 final/ (the trained policy, a standard HF directory, LoRA merged in, plus warm_rl.json) and metrics.json (at the end).
+With `--monitor-every K`, monitor.jsonl too: the reward-hacking monitor's probes (warm.apply.rl.monitor), whose
+alarm (and the last good checkpoint) metrics.json records; `--stop-on-hacking` ends the run there.
 """
 
 from __future__ import annotations
@@ -38,16 +40,17 @@ from warm.apply.rl.config import RENAMED, RESUMABLE, RLConfig, check_config
 from warm.apply.rl.trainer import make_trainer, save_final
 from warm.errors import WarmError
 from warm.fileio import read_json, write_json
-from warm.rundir import RLRun, changed_settings, refuse_changed
+from warm.rundir import MERGE_FILE, RLRun, changed_settings, refuse_changed
 
 
 def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, reward: Any = None, control: Any = None,
-           progress: bool = True, callbacks: tuple = ()) -> dict:
+           members: Any = None, progress: bool = True, callbacks: tuple = ()) -> dict:
     """Train, evaluate and save as the module docstring says; return metrics.json's payload.
 
     `reward` / `control` may be given as Python objects instead of the specs in `config` (a warm scorer, or a
     callable `f(prompts, responses) -> floats`, e.g. a constructed reward in tests); `config.reward` then only
-    names it. `callbacks` are extra transformers TrainerCallbacks.
+    names it. `members`, likewise, for the monitor: anything with `score_members(prompts, responses)`.
+    `callbacks` are extra transformers TrainerCallbacks.
     """
     from warm.config import to_dict
 
@@ -103,13 +106,21 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
                                seed=config.seed, batch_size=config.eval_batch_size, total_steps=config.steps,
                                progress=progress, source=config.eval_prompts or config.prompts)
     evaluator.load_done(_checkpoint_step(checkpoint))
+    monitor = None
+    if config.monitor_every:
+        monitor = _monitor(config, eval_items, proxy, judge, _monitor_members(config, proxy, members, reward,
+                                                                                scorer_options), scorer_options)
+        monitor.load_done(_checkpoint_step(checkpoint))
     # transformers' weight-loading and shard-writing bars (TRL's reference model, every checkpoint) and info logs
     # would bury the one progress line; warnings that matter surface as errors.
     with quiet_transformers(), warnings.catch_warnings():
         # TRL 1.16 still calls transformers' deprecated `is_gradient_checkpointing` on every step.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        trainer = make_trainer(config, model, tokenizer, train_items, proxy, device, precision, [evaluator, *callbacks])
+        trainer = make_trainer(config, model, tokenizer, train_items, proxy, device, precision,
+                               [evaluator, *([monitor] if monitor else []), *callbacks])
         evaluator.bind(trainer)
+        if monitor is not None:
+            monitor.bind(trainer)
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
         finally:
@@ -123,6 +134,9 @@ def run_rl(config: RLConfig, *, resume: bool = False, force: bool = False, rewar
                "last_eval": evaluator.rows[-1] if evaluator.rows else None,
                "last_train_log": train_logs[-1] if train_logs else None,
                "final": str(run.final)}
+    if monitor is not None:
+        metrics["monitor"] = {"alarm": monitor.alarm, "stopped": bool(monitor.alarm and config.stop_on_hacking),
+                              "probes": len(monitor.history), "file": str(run.monitor_file)}
     write_json(run.metrics_file, metrics)
     write_json(run.config_file, {"status": "complete", "config": options, "resolved": resolved})
     return metrics
@@ -151,7 +165,8 @@ def _claim(run: RLRun, options: dict, resume: bool, force: bool) -> dict:
     if force:
         for directory in (run.checkpoints, run.final):
             shutil.rmtree(directory, ignore_errors=True)
-        for path in (meta, run.metrics_file, run.eval_file, run.eval_samples_file, run.train_log_file):
+        for path in (meta, run.metrics_file, run.eval_file, run.eval_samples_file, run.train_log_file,
+                     run.monitor_file):
             path.unlink(missing_ok=True)
     started = any(path.exists() for path in (run.checkpoints, run.final, run.eval_file))
     # A run that failed before its first evaluation (a mistyped --reward, say) does not hold on to its options.
@@ -172,7 +187,51 @@ def _claim(run: RLRun, options: dict, resume: bool, force: bool) -> dict:
 def _finished(run: RLRun, config: RLConfig) -> bool:
     if not run.metrics_file.is_file() or not run.final.is_dir():
         return False
-    return read_json(run.metrics_file).get("steps") == config.steps
+    metrics = read_json(run.metrics_file)
+    # A run the monitor stopped is over: resuming would train on past the alarm.
+    return metrics.get("steps") == config.steps or bool((metrics.get("monitor") or {}).get("stopped"))
+
+
+# --- the reward-hacking monitor ------------------------------------------------------------------------------------
+
+
+def _monitor(config: RLConfig, eval_items: list[dict], proxy, control, members, scorer_options: dict):
+    """The monitor over the first --monitor-prompts held-out prompts, calibrated on --monitor-calibration."""
+    from warm.apply.rl.monitor import HackingMonitor
+
+    if config.monitor_calibration is not None and members is None:
+        raise WarmError(f"--monitor-calibration {config.monitor_calibration}: calibrates the members' disagreement, "
+                        "but the monitor has no members (the proxy is not an ensemble or a WARM merge; pass "
+                        "--monitor-members DIR1,DIR2)")
+    return HackingMonitor(eval_items[:config.monitor_prompts], proxy, control=control, members=members,
+                          every=config.monitor_every, rules=config.alarm_rules(),
+                          calibration=config.monitor_calibration,
+                          stop_on_hacking=config.stop_on_hacking, path=RLRun(Path(config.out)).monitor_file,
+                          seed=config.seed, temperature=config.temperature, max_new_tokens=config.max_new_tokens,
+                          batch_size=config.eval_batch_size)
+
+
+def _monitor_members(config: RLConfig, proxy, members: Any, reward: Any, scorer_options: dict):
+    """Whose disagreement the monitor measures: `members` (Python), --monitor-members (a spec, or none), else the
+    proxy's own: an ensemble's members, or those a WARM merge lists in its warm_merge.json."""
+    from warm.models.loading import resolve_model_path
+    from warm.score.uncertainty import members_scorer
+
+    if members is not None:
+        return members
+    spec = config.monitor_members
+    if spec is not None:
+        return None if spec.strip().lower() == "none" else members_scorer(spec, **scorer_options)
+    scorer = getattr(proxy, "scorer", None)
+    if hasattr(scorer, "reduction") and len(getattr(scorer, "members", ())) > 1:
+        return scorer  # an ensemble proxy already holds its members
+    if reward is None and (Path(resolve_model_path(config.reward)) / MERGE_FILE).is_file():
+        try:
+            return members_scorer(config.reward, **scorer_options)
+        except WarmError as exc:
+            raise WarmError(f"{exc}; pass --monitor-members DIR1,DIR2 (where they are now) or --monitor-members "
+                            "none") from None
+    return None
 
 
 def _split(items: list[dict], config: RLConfig) -> tuple[list[dict], list[dict]]:
