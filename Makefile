@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test venv clean experiments policy
+.PHONY: demo test venv clean experiments policy bench
 
 $(BIN)/warm: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,24 @@ policy: venv
 EXPERIMENTS ?= corruption num_members corruption_sweep lmc_diversity
 experiments: venv
 	for name in $(EXPERIMENTS); do $(BIN)/warm experiment experiments/$$name.yaml || exit 1; done
+
+# `make bench`: every speed claim of the README as a side-by-side ratio, all measured in one run (benchmarks/bench.py):
+# writes docs/results/bench.md and bench.json. Not part of `make test`: about 25 minutes on 2 cores. Smaller or
+# partial: make bench REPEATS=1 BENCH_ARGS="--sections train,score --lengths 384". mergekit, the merge rows' peer,
+# gets its own environment (as in docs/results/merge.md; torch first, so pip keeps the CPU build); `policy` brings
+# the SmolLM2-135M checkpoint that the merge rows copy.
+REPEATS ?= 3
+BENCH_ARGS ?=
+MERGEKIT_VENV := runs/bench-venv-mergekit
+MERGEKIT_SPEC ?= mergekit==0.1.5
+
+$(MERGEKIT_VENV)/bin/mergekit-yaml:
+	test -x $(MERGEKIT_VENV)/bin/python || $(PYTHON) -m venv $(MERGEKIT_VENV)
+	$(MERGEKIT_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(MERGEKIT_VENV)/bin/python -m pip install -q "$(MERGEKIT_SPEC)"
+
+bench: policy $(MERGEKIT_VENV)/bin/mergekit-yaml
+	$(BIN)/python benchmarks/bench.py --repeats $(REPEATS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs/demo

@@ -48,6 +48,13 @@ def forward_flops_per_token(config, length: int) -> float:
     return 2 * layers * per_layer + 4 * layers * length * hidden
 
 
+def training_flops_per_pair(config, pairs) -> float:
+    """Training FLOPs of one pair, averaged over `pairs` (TokenizedPairs): forward and backward (3 x forward) of the
+    real (unpadded) tokens of its two sequences."""
+    lengths = [len(s) for s in pairs.chosen_ids() + pairs.rejected_ids()]
+    return 3 * sum(n * forward_flops_per_token(config, n) for n in lengths) / len(pairs.chosen_ids())
+
+
 def train_rate(init: str, pairs, attention_dropout: float, bucketed: bool, steps: int, batch_size: int) -> dict:
     from transformers import AutoConfig
 
@@ -109,9 +116,7 @@ def main() -> None:
             row[name] = train_rate(init, pairs, attention_dropout, bucketed, args.steps, args.batch_size)
             print(f"{length}: training {name} {row[name]['pairs_per_second']:.2f} pairs/s", file=sys.stderr)
         row["training_gain"] = row["after"]["pairs_per_second"] / row["before"]["pairs_per_second"]
-        # FLOPs of the real tokens of the pairs seen: each step of B pairs trains on 2B sequences.
-        lengths = [len(s) for s in pairs.chosen_ids() + pairs.rejected_ids()]
-        flops_per_pair = 3 * sum(n * forward_flops_per_token(model_config, n) for n in lengths) / len(pairs.chosen_ids())
+        flops_per_pair = training_flops_per_pair(model_config, pairs)
         row["training_mfu"] = row["after"]["pairs_per_second"] * flops_per_pair / peak
         scorer = RewardModelScorer(init, max_length=length, precision="bf16", batch_size=32)
         scorer.score_sequences(ood_pairs.sequences[:8])

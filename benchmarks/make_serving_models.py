@@ -20,8 +20,8 @@ import torch
 from warm.config import InitConfig
 from warm.fileio import write_json
 from warm.merge.merge import merge_models
-from warm.rundir import MEMBER_FILE
-from warm.models.init import INIT_META, init_fingerprint
+from warm.rundir import INIT_FILE, MEMBER_FILE
+from warm.models.init import init_fingerprint
 from warm.train.init import build_init
 from warm.models.loading import load_reward_model
 
@@ -31,7 +31,7 @@ def perturbed_member(init: Path, out: Path, seed: int, noise: float) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(init, tmp)
-    (tmp / INIT_META).unlink()  # a member is not the init; it names the init in warm_member.json instead
+    (tmp / INIT_FILE).unlink()  # a member is not the init; it names the init in warm_member.json instead
     model = load_reward_model(str(init))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -44,6 +44,25 @@ def perturbed_member(init: Path, out: Path, seed: int, noise: float) -> None:
     tmp.rename(out)
 
 
+def build_serving_models(out: Path, count: int, noise: float, seed: int,
+                         model: str | None = None) -> tuple[Path, list[Path], Path]:
+    """(init, members, merge) under `out`: `warm init` of `model` (default: the packaged MiniLM), `count` perturbed
+    copies, their uniform merge. Finished parts are kept and reused; the merge is rewritten."""
+    init = out / "init"
+    if not init.is_dir():
+        options = {"model": model} if model else {}
+        build_init(InitConfig(out=str(init), head_seed=seed, **options), progress=False)
+    members = []
+    for i in range(count):
+        member = out / "members" / f"m{i:02d}"
+        if not member.is_dir():  # resumable: finished members are kept
+            member.parent.mkdir(parents=True, exist_ok=True)
+            perturbed_member(init, member, seed + i, noise)
+        members.append(member)
+    merge_models(members, out / "warm", force=True, progress=False)
+    return init, members, out / "warm"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/bench-serve", help="Output directory.")
@@ -53,17 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     started = time.perf_counter()
-    init = out / "init"
-    if not init.is_dir():
-        build_init(InitConfig(out=str(init), head_seed=args.seed), progress=False)
-    members = []
-    for i in range(args.members):
-        member = out / "members" / f"m{i:02d}"
-        if not member.is_dir():  # resumable: finished members are kept
-            member.parent.mkdir(parents=True, exist_ok=True)
-            perturbed_member(init, member, args.seed + i, args.noise)
-        members.append(member)
-    merge_models(members, out / "warm", force=True, progress=False)
+    _, members, _ = build_serving_models(out, args.members, args.noise, args.seed)
     print(f"init, {len(members)} members and their merge under {out} ({time.perf_counter() - started:.0f} s)")
     print("specs:  single:", members[0], "  WARM:", out / "warm", "  ENS:", ",".join(map(str, members)))
 

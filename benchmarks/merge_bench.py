@@ -169,6 +169,11 @@ def measure_disk(directory: Path, size_gb: float) -> dict:
             "read_page_cache_MBps": size / warm_s / 1e6}
 
 
+def io_bound_s(count: int, size: int, disk: dict) -> float:
+    """The I/O bound of merging `count` inputs of `size` bytes (see the module docstring), from measure_disk's rates."""
+    return count * size / (disk["read_cold_MBps"] * 1e6) + size / (disk["write_fsync_MBps"] * 1e6)
+
+
 # ---------------------------------------------------------------------------------------------------- runs
 _TIME_FIELDS = {
     "Elapsed (wall clock) time (h:mm:ss or m:ss)": "wall",
@@ -294,10 +299,12 @@ def versions(args) -> dict:
 
     import warm
 
-    mk = subprocess.run([str(Path(args.mergekit).parent / "python"), "-c",
+    mk_python = Path(args.mergekit).parent / "python"
+    mk = subprocess.run([str(mk_python), "-c",
                          "import importlib.metadata as m; print(m.version('mergekit'), m.version('torch'), "
-                         "m.version('transformers'), m.version('safetensors'))"], capture_output=True, text=True)
-    mk_versions = mk.stdout.split() if mk.returncode == 0 else ["?"] * 4
+                         "m.version('transformers'), m.version('safetensors'))"],
+                        capture_output=True, text=True) if mk_python.exists() else None
+    mk_versions = mk.stdout.split() if mk is not None and mk.returncode == 0 else ["?"] * 4
     git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src/warm/merge"],
                            capture_output=True, text=True)
@@ -368,8 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
             members = members_all[:count]
             files = [f for member in members for f in weight_files(member)]
             row = {"layout": layout, "M": count, "member_bytes": size, "bytes_read": count * size,
-                   "io_bound_s": (count * size / (disk["read_cold_MBps"] * 1e6)
-                                  + size / (disk["write_fsync_MBps"] * 1e6)),
+                   "io_bound_s": io_bound_s(count, size, disk),
                    "tools": {}}
             samples: dict[str, list] = {tool: [] for tool in tools}
             outputs = {tool: args.out / "outputs" / f"{layout}-M{count}-{tool}" for tool in tools}
