@@ -146,6 +146,9 @@ def markdown(result: dict, methods: list[str]) -> str:
             cells = [row["figure"], row["warm"], row["peer"], value(row["warm_median"], row["unit"]),
                      value(row["peer_median"], row["unit"]), ratios, goal_text, met]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(row.get("met") is False for row in result["rows"]):
+        lines += ["", "Where a goal is missed, the profile and what is left are in [bench-misses.md](bench-misses.md) "
+                  "(hand-written, dated: check that its figures match this run's)."]
     lines += ["", "## Checks", ""] + [f"- {check}" for check in result["checks"]]
     lines += ["", "## How each figure is measured", ""]
     for method in methods:

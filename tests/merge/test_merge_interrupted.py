@@ -33,9 +33,12 @@ def big_members(tmp_path_factory) -> list[Path]:
     return members
 
 
-# The child pauses after each tensor it writes, so a signal lands mid-write whatever the machine's speed.
+# The child pauses after each tensor it writes, so a signal lands mid-write whatever the machine's speed. It puts
+# Python's Ctrl-C handler back first: a shell starts background jobs with SIGINT ignored, and a child inherits that
+# (e.g. `make test &`), where a merge rightly ignores Ctrl-C.
 CHILD = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from warm.merge import tensor_io
 add = tensor_io.CheckpointWriter.add
 def slow_add(self, *args, **kwargs):

@@ -74,4 +74,30 @@ def test_linear_probe_trains_only_the_head(tiny_backbone_dir, tmp_path):
     assert info["linear_probe"]["steps"] == 5
     wp, wq = _weights(plain), _weights(probed)
     changed = {k for k in wp if not torch.equal(wp[k], wq[k])}
-    assert changed == {"classifier.weight", "classifier.bias"}
+    # The Bradley-Terry loss sees only reward differences, so the bias's gradient is zero up to rounding.
+    assert "classifier.weight" in changed and changed <= {"classifier.weight", "classifier.bias"}
+
+
+def test_linear_probe_fits_on_eval_mode_features(tiny_backbone_dir, tmp_path, monkeypatch):
+    """The Trainer turns train mode on at every step; the probe keeps the frozen backbone in eval mode (no dropout
+    masks, fused attention), and the model's own `train` is back afterwards."""
+    from conftest import write_pairs
+
+    from warm.train import probe
+
+    seen, fitted = [], []
+    real_fit = probe.fit_reward_model
+
+    def spying_fit(model, *args, **kwargs):
+        model.register_forward_pre_hook(lambda module, inputs: seen.append(module.training))
+        fitted.append(model)
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "fit_reward_model", spying_fit)
+    data = write_pairs(tmp_path / "pairs.jsonl", n=32)
+    build_init(InitConfig(model=str(tiny_backbone_dir), out=str(tmp_path / "probed"), head_seed=3,
+                          linear_probe=str(data), probe_steps=3, max_length=32), progress=False)
+    assert len(seen) >= 3 and not any(seen)
+    model = fitted[0]
+    assert "train" not in vars(model)
+    assert model.train().training  # the class's method again: train mode can be switched on

@@ -29,7 +29,7 @@ class FrontierParams:
     group: dict = field(default_factory=lambda: {"members": 2, "lr": [5e-5, 1e-4], "dropout": [0.1]})
     checkpoints: tuple[float, ...] = (0.125, 0.25, 0.5)
     probe_steps: tuple[int, ...] = (0,)  # 0: no linear probe; N: LP-init with N steps (at the lengths below)
-    probe_lengths: tuple[int, ...] = (384,)
+    probe_lengths: tuple[int, ...] = (128,)
 
 
 def _cpu_seconds(member: Path) -> float:
