@@ -4,7 +4,7 @@
    batch padded together to the longest of them), averaged over random batchings of the bench's training pairs,
    and the speed-up removing all of it would bound (for a model whose cost is linear in tokens).
 2. Matrix shapes: bf16 products of MiniLM's shapes against the 2048 x 2048 x 2048 product that MFU is measured
-   against, timed beside each other.
+   against, timed beside each other the way MFU's reference is (benchmarks/long_inputs.gemm_rate, best of 10).
 3. Where a training step's time goes: torch's profiler over one step (forward, backward, AdamW) of the init as warm
    trains it (attention-probability dropout 0, the member's dropout on the hidden states, bf16 autocast), on
    32 rows of `--profile-tokens` tokens, the self time of its operators grouped into matrix products, fused
@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.long_inputs import gemm_rate
 
 SHAPES = ((2048, 2048, 2048), (2048, 384, 1536), (2048, 1536, 384), (2048, 384, 384))
 
@@ -43,16 +47,8 @@ def padding_share(init: str, data: str, pairs: int, batch_size: int, max_length:
             "padding_share": float(share), "speedup_bound": float(1 / (1 - share))}
 
 
-def gemm_rates(repeats: int = 20) -> dict:
-    rates = {}
-    for m, k, n in SHAPES:
-        a, b = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(k, n, dtype=torch.bfloat16)
-        for _ in range(3):
-            a @ b
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        rates[f"{m}x{k}x{n}"] = 2 * m * k * n * repeats / (time.perf_counter() - start)
+def gemm_rates() -> dict:
+    rates = {"x".join(map(str, shape)): gemm_rate(shape=shape) for shape in SHAPES}
     reference = rates["2048x2048x2048"]
     return {shape: {"flops_per_second": rate, "share_of_2048": rate / reference} for shape, rate in rates.items()}
 

@@ -29,16 +29,18 @@ from pathlib import Path
 import torch
 
 
-def gemm_rate(dtype=torch.bfloat16, size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of one size x size matrix product, best of `repeats` (the machine's matmul ceiling)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def gemm_rate(dtype=torch.bfloat16, shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 10) -> float:
+    """FLOP/s of one (rows x inner) @ (inner x cols) matrix product, best of `repeats`; the 2048^2 default is the
+    machine's matmul ceiling that MFU is measured against."""
+    rows, inner, cols = shape
+    a, b = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, cols, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return 2 * rows * inner * cols / best
 
 
 def forward_flops_per_token(config, length: int) -> float:
