@@ -73,19 +73,24 @@ def test_openrlhf_snippet_serves_the_plain_pairs_reward(trained_merges, monkeypa
                                                 abs=1e-6)
 
 
-def test_trl_snippet_trains_against_warms_reward(trained_merges, tmp_path, monkeypatch, one_thread):
+def shorten_grpo(monkeypatch, tmp_path: Path, steps: int) -> None:
+    """The snippets' `trl.GRPOConfig(...)`, cut to `steps` short CPU steps for the tests."""
     import trl
 
-    model, _ = trained_merges["encoder"]
     real_config = trl.GRPOConfig
 
-    def small(**kwargs):  # the snippet's config, cut to one short step for the test
+    def small(**kwargs):
         kwargs["output_dir"] = str(tmp_path / "grpo")
-        return real_config(**kwargs, max_steps=1, per_device_train_batch_size=4, num_generations=2,
+        return real_config(**kwargs, max_steps=steps, per_device_train_batch_size=4, num_generations=2,
                            max_completion_length=4, use_cpu=True, report_to=[], bf16=False, save_strategy="no",
                            disable_tqdm=True, logging_steps=1)
 
     monkeypatch.setattr(trl, "GRPOConfig", small)
+
+
+def test_trl_snippet_trains_against_warms_reward(trained_merges, tmp_path, monkeypatch, one_thread):
+    model, _ = trained_merges["encoder"]
+    shorten_grpo(monkeypatch, tmp_path, steps=1)
     code = snippets()["trl"].replace("runs/demo/warm", str(model)).replace("path/to/policy",
                                                                            str(trained_merges["policy"]))
     namespace: dict = {}
@@ -116,21 +121,11 @@ def test_members_snippet_serves_the_members_disagreement(trained_merges, monkeyp
 
 
 def test_monitor_snippet_probes_and_logs_through_trl(trained_merges, tmp_path, monkeypatch, one_thread):
-    import trl
-
     from warm.data.formats import load_preferences
     from warm.score.uncertainty import calibrate_disagreement, members_scorer
 
     model, pairs = trained_merges["encoder"]
-    real_config = trl.GRPOConfig
-
-    def small(**kwargs):  # the snippet's config, cut to two short steps for the test
-        kwargs["output_dir"] = str(tmp_path / "grpo")
-        return real_config(**kwargs, max_steps=2, per_device_train_batch_size=4, num_generations=2,
-                           max_completion_length=4, use_cpu=True, report_to=[], bf16=False, save_strategy="no",
-                           disable_tqdm=True, logging_steps=1)
-
-    monkeypatch.setattr(trl, "GRPOConfig", small)
+    shorten_grpo(monkeypatch, tmp_path, steps=2)
     code = (snippets()["monitor"].replace("runs/demo/warm", str(model)).replace("every=10", "every=1")
             .replace("runs/demo/data/eval_id.jsonl.gz", str(pairs))
             .replace("path/to/policy", str(trained_merges["policy"])))
