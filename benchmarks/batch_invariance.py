@@ -27,12 +27,12 @@ def measure(model: str, data: str, items: int, pool: int, batch_size: int, preci
     pairs = load_preferences(data, limit=pool)
     prompts = [*pairs.prompt, *pairs.prompt]
     responses = [*pairs.chosen, *pairs.rejected]
-    mixed = RewardModelScorer(model, batch_size=batch_size, precision=precision).score_texts(prompts, responses)
-    alone_scorer = RewardModelScorer(model, batch_size=1, precision=precision)
+    scorer = RewardModelScorer(model, batch_size=batch_size, precision=precision)
+    mixed = scorer.score_texts(prompts, responses)
     picks = np.linspace(0, len(prompts) - 1, items).astype(int)
-    alone = np.array([alone_scorer.score_texts([prompts[i]], [responses[i]])[0] for i in picks])
+    alone = np.array([scorer.score_texts([prompts[i]], [responses[i]])[0] for i in picks])  # a batch of one each
     diff = np.abs(alone - mixed[picks])
-    return {"precision": alone_scorer.precision, "items": int(items), "batch_size": batch_size,
+    return {"precision": scorer.precision, "items": int(items), "batch_size": batch_size,
             "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
             "max_rel_diff": float((diff / np.maximum(np.abs(alone), 1e-6)).max()),
             "reward_abs_mean": float(np.abs(alone).mean())}
