@@ -4,6 +4,8 @@
 #
 #   bash experiments/rl.sh            # STEPS=50: rl.md as written (planned for 80, stopped and judged at step 50)
 #   STEPS=200 bash experiments/rl.sh  # longer: the runs resume from their last checkpoint on the same schedule
+#   STEPS=25 LR=5e-5 MONITOR_EVERY=5 WINRATES=0 OUT=runs/rl-monitor bash experiments/rl.sh
+#                                     # rl.md's reward-hacking monitor run: shorter, a faster policy, no win rates
 #
 # Needs: `make policy` (SmolLM2-135M-Instruct), the corruption experiment's members and merge and the control
 # (`warm experiment experiments/corruption.yaml` then `warm experiment experiments/control_rm.yaml`). The two runs
@@ -17,20 +19,26 @@ SINGLE=${SINGLE:?path of the best-validation corrupted member, e.g. $WS/members/
 WARM=${WARM:?path of the corrupted WARM M=6 merge, e.g. $WS/merged/<hash>}
 CONTROL=${CONTROL:?path of the control reward model, e.g. $WS/control_models/<hash>}
 LIVE_JUDGE=${LIVE_JUDGE:-$CONTROL}   # scored live during the runs (rl.md used the clean WARM M=6)
+LR=${LR:-1e-5}
+MONITOR_EVERY=${MONITOR_EVERY:-0}    # K > 0: the reward-hacking monitor every K steps, with the control as its judge
+WINRATES=${WINRATES:-1}
 
 mkdir -p "$OUT"
 $BIN/python scripts/pool_prompts.py --split train --max-chars 400 --out "$OUT/train_prompts.jsonl"
 $BIN/python scripts/pool_prompts.py --max-chars 400 --n 32 --out "$OUT/eval_prompts.jsonl"
 $BIN/python scripts/pool_prompts.py --max-chars 400 --out "$OUT/heldout_prompts.jsonl"
+# the monitor of both runs measures the disagreement of WARM's six members, so the two runs are watched alike
+MEMBERS=$($BIN/python -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["members"]))' "$WARM/warm_merge.json")
 for run in single warm6; do
   reward=$([ $run = single ] && echo "$SINGLE" || echo "$WARM")
   OMP_NUM_THREADS=1 $BIN/warm rl --reward "$reward" --control "$LIVE_JUDGE" --out "$OUT/$run" \
     --prompts "$OUT/train_prompts.jsonl" --eval-prompts "$OUT/eval_prompts.jsonl" --kl-coef 0.01 --steps "$STEPS" \
-    --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr 1e-5 --reward-max-length 128 \
-    --keep-checkpoints 0 --resume --quiet &
+    --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr "$LR" --reward-max-length 128 \
+    --monitor-every "$MONITOR_EVERY" --monitor-members "$MEMBERS" --keep-checkpoints 0 --resume --quiet &
 done
 wait
 $BIN/warm rl-report single="$OUT/single" warm6="$OUT/warm6" --control "$CONTROL" --max-length 128 --out "$OUT/report"
+[ "$WINRATES" = 1 ] || exit 0
 # rl.md's three win rates: the two policies at the last step (final/ = checkpoint-STEPS), and each against the initial one
 INITIAL=packaged:smollm2-135m-instruct
 for pair in "warm6 single" "warm6 initial" "single initial"; do

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,8 @@ def test_gpu_script_runs_the_experiments_and_archives_them(tmp_path, tiny_backbo
     corruption = json.loads((tmp_path / "work" / "results" / "corruption.metrics.json").read_text())
     assert corruption["run"]["config"]["training"]["max_length"] == 32
     assert corruption["run"]["scale"] == 0.01
-    assert corruption["run"]["config"]["data"]["n_train"] == 5  # 500 pairs x 0.01
+    recipe = yaml.safe_load((REPO / "experiments" / "corruption.yaml").read_text(encoding="utf-8"))
+    assert corruption["run"]["config"]["data"]["n_train"] == round(recipe["data"]["n_train"] * 0.01)
 
 
 def test_the_frontier_is_derived_at_the_recipe_length_and_below():
