@@ -31,8 +31,8 @@ def test_gpu_script_runs_the_experiments_and_archives_them(tmp_path, tiny_backbo
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"),
            "POOL": POOL, "BACKBONE": str(backbone), "SCALE": "0.01", "MAX_LENGTH": "32",
            "EXPERIMENTS": "corruption", "BUDGET_MIN": "60"}
-    done = subprocess.run(["bash", str(REPO / "experiments" / "gpu.sh")], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(["bash", str(REPO / "experiments" / "gpu.sh")], check=False, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with tarfile.open(tmp_path / "out" / "gpu-results.tgz") as archive:
         names = set(archive.getnames())
@@ -64,8 +64,8 @@ def test_the_frontier_is_derived_at_the_recipe_length_and_below():
 
 def test_gpu_script_skips_what_would_start_after_the_budget(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "experiments" / "gpu.py"), "--pool", POOL, "--backbone", "x",
-                           "--out", str(tmp_path / "out"), "--budget-min", "-1"], capture_output=True, text=True,
-                          timeout=120)
+                           "--out", str(tmp_path / "out"), "--budget-min", "-1"], check=False, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads((tmp_path / "out" / "gpu_run.json").read_text())
     assert run["experiments"] == {} and run["skipped"] == list(json.loads(done.stdout.splitlines()[-1])["skipped"])
