@@ -4,7 +4,7 @@
 #
 #   bash experiments/rl.sh            # STEPS=50: rl.md as written (planned for 80, stopped and judged at step 50)
 #   STEPS=200 bash experiments/rl.sh  # longer: the runs resume from their last checkpoint on the same schedule
-#   STEPS=25 LR=5e-5 MONITOR_EVERY=5 WINRATES=0 OUT=runs/rl-monitor bash experiments/rl.sh
+#   STEPS=20 LR=5e-5 MONITOR_EVERY=4 WINRATES=0 OUT=runs/rl-monitor bash experiments/rl.sh
 #                                     # rl.md's reward-hacking monitor run: shorter, a faster policy, no win rates
 #
 # Needs: `make policy` (SmolLM2-135M-Instruct), the corruption experiment's members and merge and the control
@@ -28,13 +28,23 @@ $BIN/python scripts/pool_prompts.py --split train --max-chars 400 --out "$OUT/tr
 $BIN/python scripts/pool_prompts.py --max-chars 400 --n 32 --out "$OUT/eval_prompts.jsonl"
 $BIN/python scripts/pool_prompts.py --max-chars 400 --out "$OUT/heldout_prompts.jsonl"
 # the monitor of both runs measures the disagreement of WARM's six members, so the two runs are watched alike
-MEMBERS=$($BIN/python -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["members"]))' "$WARM/warm_merge.json")
+MONITOR=(--monitor-every "$MONITOR_EVERY")
+if [ "$MONITOR_EVERY" != 0 ]; then
+  MEMBERS=$($BIN/python -c 'import sys
+from warm.errors import WarmError
+from warm.score.uncertainty import merge_members
+try:
+    print(",".join(merge_members(sys.argv[1])[0]))
+except WarmError as exc:
+    sys.exit(f"error: {exc}")' "$WARM")
+  MONITOR+=(--monitor-members "$MEMBERS")
+fi
 for run in single warm6; do
   reward=$([ $run = single ] && echo "$SINGLE" || echo "$WARM")
   OMP_NUM_THREADS=1 $BIN/warm rl --reward "$reward" --control "$LIVE_JUDGE" --out "$OUT/$run" \
     --prompts "$OUT/train_prompts.jsonl" --eval-prompts "$OUT/eval_prompts.jsonl" --kl-coef 0.01 --steps "$STEPS" \
     --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr "$LR" --reward-max-length 128 \
-    --monitor-every "$MONITOR_EVERY" --monitor-members "$MEMBERS" --keep-checkpoints 0 --resume --quiet &
+    "${MONITOR[@]}" --keep-checkpoints 0 --resume --quiet &
 done
 wait
 $BIN/warm rl-report single="$OUT/single" warm6="$OUT/warm6" --control "$CONTROL" --max-length 128 --out "$OUT/report"
