@@ -13,13 +13,13 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from warm.data.demo import demo_path
 from warm.data.formats import load_preferences
+from warm.fileio import write_json
 from warm.score.scorer import RewardModelScorer
 
 
@@ -55,8 +55,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.time() - started, 1), "rows": rows}
     print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

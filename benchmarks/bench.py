@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -29,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks import bench_merge, bench_report, bench_score, bench_train  # noqa: E402
+from warm.fileio import write_json, write_text
 
 SECTIONS = ("train", "score", "serve", "merge")
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                      args.probe_gb, args.warm, args.mergekit, rotate)
         seconds[section] = round(time.perf_counter() - section_start, 1)
         # what is done so far, should a later section fail
-        (work / "raw.json").write_text(json.dumps(raw, indent=2) + "\n")
+        write_json(work / "raw.json", raw)
     settings = {key: (str(val) if isinstance(val, Path) else val) for key, val in vars(args).items()}
     settings["precision_resolved"] = precision
     result = {
@@ -185,10 +185,9 @@ def main(argv: list[str] | None = None) -> dict:
         "checks": checks(raw),
         "raw": raw,
     }
-    args.out_json.parent.mkdir(parents=True, exist_ok=True)
-    args.out_json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out_json, result)
     methods = [module.__doc__ for module in (bench_report, bench_train, bench_score, bench_merge)]
-    args.out_md.write_text(bench_report.markdown(result, methods))
+    write_text(args.out_md, bench_report.markdown(result, methods))
     print(f"wrote {args.out_json} and {args.out_md}")
     return result
 

@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.long_inputs import gemm_rate
+from warm.fileio import write_json
 
 SHAPES = ((2048, 2048, 2048), (2048, 384, 1536), (2048, 1536, 384), (2048, 384, 384))
 
@@ -103,7 +104,7 @@ def main() -> None:
               "gemm": gemm_rates(), "step_profile": step_profile(args.init, args.profile_tokens)}
     print(json.dumps(result, indent=2))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from warm.fileio import write_json
 
 
 def gemm_rate(dtype=torch.bfloat16, shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 10) -> float:
@@ -134,8 +135,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(), "settings": vars(args), "rows": rows,
     }
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     print("| max length | cut (train / OOD) | training before, pairs/s | after | gain | MFU after | scoring, seq/s |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
