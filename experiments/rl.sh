@@ -27,24 +27,14 @@ mkdir -p "$OUT"
 $BIN/python scripts/pool_prompts.py --split train --max-chars 400 --out "$OUT/train_prompts.jsonl"
 $BIN/python scripts/pool_prompts.py --max-chars 400 --n 32 --out "$OUT/eval_prompts.jsonl"
 $BIN/python scripts/pool_prompts.py --max-chars 400 --out "$OUT/heldout_prompts.jsonl"
-# the monitor of both runs measures the disagreement of WARM's six members, so the two runs are watched alike
-MONITOR=(--monitor-every "$MONITOR_EVERY")
-if [ "$MONITOR_EVERY" != 0 ]; then
-  MEMBERS=$($BIN/python -c 'import sys
-from warm.errors import WarmError
-from warm.score.uncertainty import merge_members
-try:
-    print(",".join(merge_members(sys.argv[1])[0]))
-except WarmError as exc:
-    sys.exit(f"error: {exc}")' "$WARM")
-  MONITOR+=(--monitor-members "$MEMBERS")
-fi
+# the monitor of both runs measures the disagreement of WARM's six members (warm reads them, with their weights,
+# from the merge's warm_merge.json), so the two runs are watched alike; only read when MONITOR_EVERY > 0
 for run in single warm6; do
   reward=$([ $run = single ] && echo "$SINGLE" || echo "$WARM")
   OMP_NUM_THREADS=1 $BIN/warm rl --reward "$reward" --control "$LIVE_JUDGE" --out "$OUT/$run" \
     --prompts "$OUT/train_prompts.jsonl" --eval-prompts "$OUT/eval_prompts.jsonl" --kl-coef 0.01 --steps "$STEPS" \
     --eval-every 10 --num-generations 4 --batch-size 4 --max-new-tokens 64 --lr "$LR" --reward-max-length 128 \
-    "${MONITOR[@]}" --keep-checkpoints 0 --resume --quiet &
+    --monitor-every "$MONITOR_EVERY" --monitor-members "$WARM" --keep-checkpoints 0 --resume --quiet &
 done
 wait
 $BIN/warm rl-report single="$OUT/single" warm6="$OUT/warm6" --control "$CONTROL" --max-length 128 --out "$OUT/report"
