@@ -20,3 +20,18 @@ def test_round_trip_and_tuples():
 def test_missing_required_key():
     with pytest.raises(WarmError, match="data"):
         from_dict(TrainConfig, {"init": ["a"], "out": "o"})
+
+
+def test_a_missing_required_option_is_clicks_one_line_error_not_none():
+    """Every command's options come from click_options: a required field left out must stop at click's parser
+    (exit 2, "Missing option"), never reach the command as None (`warm rl` without --kl-coef once crashed with a
+    TypeError in its config check)."""
+    from click.testing import CliRunner
+
+    from warm.cli import app
+
+    result = CliRunner().invoke(app, ["rl", "--reward", "x", "--prompts", "p.jsonl", "--steps", "1", "--out", "o"])
+    assert result.exit_code == 2, result.output
+    assert "Missing option '--kl-coef'" in result.output
+    result = CliRunner().invoke(app, ["train", "--init", "a", "--out", "o"])
+    assert result.exit_code == 2 and "Missing option '--data'" in result.output

@@ -219,23 +219,26 @@ def click_options(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable],
             flags = ["--" + meta.get("flag", f.name.replace("_", "-")), *meta.get("aliases", ())]
             required = f.default is dataclasses.MISSING
             default = None if required else f.default
+            # click >= 8.3 treats an explicit default=None as a value, so a required option must get no default at
+            # all, or a missing one reaches the command as None instead of click's one-line "Missing option".
+            defaulted = {} if required else {"default": default}
             kind = _scalar_type(hint)
             if meta.get("cli") == "argument":
                 func = click.argument(f.name, nargs=-1 if _is_tuple(hint) else 1, required=True)(func)
                 continue
             if "envvar" in meta:
-                option = click.option(*flags, f.name, default=default, envvar=meta["envvar"], show_envvar=True,
+                option = click.option(*flags, f.name, **defaulted, envvar=meta["envvar"], show_envvar=True,
                                       help=meta["help"])
             elif kind is bool:
                 option = click.option(*flags, f.name, is_flag=True, default=bool(default), help=meta["help"])
             elif meta.get("cli") == "multiple":
                 option = click.option(*flags, f.name, multiple=True, required=required, type=kind, help=meta["help"])
             elif meta.get("cli") == "csv":
-                shown = ",".join(str(v) for v in default) if default else None
-                option = click.option(*flags, f.name, default=shown, required=required, callback=_csv(kind),
+                shown = {} if required else {"default": ",".join(str(v) for v in default) if default else None}
+                option = click.option(*flags, f.name, **shown, required=required, callback=_csv(kind),
                                       show_default=True, help=meta["help"])
             else:
-                option = click.option(*flags, f.name, type=_click_type(kind, meta), default=default,
+                option = click.option(*flags, f.name, type=_click_type(kind, meta), **defaulted,
                                       required=required, show_default=not required and default is not None,
                                       help=meta["help"])
             func = option(func)
